@@ -1,0 +1,92 @@
+"""The run folder as seen from inside a notebook: where its tables, figures and inputs are saved.
+
+`python -m workbench run` creates the folder and passes it as the `run_dir` parameter; a notebook run
+by plain papermill or opened in JupyterLab gets a fresh folder of its own (with a manifest written here),
+so every number a notebook shows is saved beside its parameters either way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import atomic, manifest, paths
+from workbench.params import notebook_parameters, validate
+
+
+@dataclass
+class Run:
+    dir: Path
+    notebook: str
+    parameters: dict[str, Any]
+    standalone: bool  # True when no runner manages this folder (plain papermill, JupyterLab)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def results_dir(self) -> Path:
+        return self.dir / "results"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.dir / "figures"
+
+    def save_table(self, table: Any, name: str) -> Path:
+        """Save a pandas DataFrame (tidy, one row per observation) as results/<name>.csv, atomically."""
+        path = self.results_dir / f"{name}.csv"
+        with atomic.atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+        return path
+
+    def save_json(self, obj: Any, name: str) -> Path:
+        return atomic.write_json(self.results_dir / f"{name}.json", obj)
+
+    def save_figure(self, figure: Any, name: str, dpi: int = 110) -> Path:
+        """Save a matplotlib figure (or seaborn grid) as figures/<name>.png, atomically."""
+        figure = getattr(figure, "figure", figure)  # seaborn grids and axes carry their figure
+        path = self.figures_dir / f"{name}.png"
+        with atomic.atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        return path
+
+    def record_input(self, path: str | Path, role: str = "input") -> dict[str, Any]:
+        """Hash an input file (or folder) into the run's record of what it read."""
+        entry = {"role": role, **manifest.describe_input(path)}
+        self.inputs = [i for i in self.inputs if i["path"] != entry["path"]] + [entry]
+        atomic.write_json(self.dir / "inputs.json", self.inputs)
+        return entry
+
+    def finish(self) -> None:
+        """Mark a standalone run finished (the runner does this itself for runs it manages)."""
+        if not self.standalone:
+            return
+        record = json.loads((self.dir / "manifest.json").read_text())
+        record.update(status="ok", ended_at=manifest.now_iso(), inputs=self.inputs)
+        atomic.write_json(self.dir / "manifest.json", record)
+
+
+def open_run(run_dir: str, notebook: str, namespace: dict[str, Any]) -> Run:
+    """Open the run folder for `notebook`, taking its parameter values from the notebook's namespace.
+
+    The values are checked against the notebook's parameters cell again here, so a run started by
+    plain papermill with a wrong type fails in its first cell with the list of valid parameters.
+    """
+    notebook_file = paths.notebook_path(notebook)
+    notebook = notebook_file.stem
+    declared = notebook_parameters(notebook_file)
+    values = {name: namespace[name] for name in declared if name in namespace and name != "run_dir"}
+    validate(declared, values, notebook)
+    if run_dir:
+        directory = Path(run_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        standalone = not (directory / "manifest.json").exists()
+    else:
+        from workbench.runner import new_run_dir
+
+        directory, standalone = new_run_dir(notebook, values, suffix="interactive"), True
+    run = Run(directory, notebook, values, standalone)
+    if standalone:
+        atomic.write_json(directory / "manifest.json",
+                          manifest.start_manifest(notebook, values, directory.name, runner="notebook"))
+    return run

@@ -1,0 +1,60 @@
+"""Figures shared by the notebooks (matplotlib + seaborn); each returns its Figure for saving."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+
+def contact_sheet(frames: "np.ndarray", timestamps_s: Sequence[float], labels: Sequence[str] | None = None,
+                  ncols: int = 4, width_in: float = 12.0) -> "Figure":
+    """Sampled frames (T,H,W,3 uint8) in a grid, each titled with its timestamp (and an optional label)."""
+    import matplotlib.pyplot as plt
+
+    n = len(frames)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    aspect = frames.shape[1] / frames.shape[2] if n else 0.75
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width_in, width_in / ncols * aspect * nrows + 0.4 * nrows),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(frames[i])
+        title = f"{timestamps_s[i]:.2f} s"
+        if labels is not None:
+            title += f"\n{labels[i]}"
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def object_timeline(table: "pd.DataFrame") -> "Figure":
+    """Ground-truth presence of each probe object per second, coloured by its colour at that second.
+
+    `table` is tidy: one row per (second, object) with columns second, object, colour.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    objects = list(dict.fromkeys(table["object"]))
+    fig, ax = plt.subplots(figsize=(10, 0.6 * max(2, len(objects)) + 1))
+    for row in table.itertuples():
+        ax.barh(objects.index(row.object), 1.0, left=row.second, color=_named_colour(row.colour),
+                edgecolor="black", linewidth=0.5)
+    ax.set_yticks(range(len(objects)), objects)
+    ax.set_xlabel("second")
+    ax.set_title("ground truth: objects present per second (bar colour = object colour)")
+    fig.tight_layout()
+    return fig
+
+
+def _named_colour(name: str) -> str:
+    return {"grey": "grey", "gray": "grey"}.get(name, name)

@@ -1,0 +1,207 @@
+"""Run a notebook headless with papermill into its own run folder.
+
+outputs/<notebook>/<run-id>/
+    notebook.ipynb   the executed notebook (partial, with the error, when a cell failed)
+    notebook.html    the same, for sharing
+    manifest.json    what ran, on what, with which inputs, when and how it ended
+    results/*.csv|json, figures/*.png   written by the notebook through workbench.context
+
+Parameters are validated before any kernel starts. Every file is written atomically, and secrets
+from the environment are removed from everything the run leaves behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from workbench import atomic, manifest, paths
+from workbench.params import ParameterError, load_yaml, notebook_parameters, validate
+
+STATUSES = ("ok", "failed", "oom", "timeout")
+PARTIAL_NAME = ".notebook.partial.ipynb"
+
+
+@dataclass
+class RunResult:
+    dir: Path
+    status: str
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def params_hash(notebook: str, values: dict[str, Any]) -> str:
+    """Short stable hash of a notebook + parameters (run ids, sweep resume keys)."""
+    payload = json.dumps({"notebook": notebook, "parameters": values}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:8]
+
+
+def new_run_dir(notebook: str, values: dict[str, Any], suffix: str | None = None) -> Path:
+    """A new, unique run folder: outputs/<notebook>/<YYYYmmdd-HHMMSS>-<params hash>[-suffix][-n]."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{params_hash(notebook, values)}" + (f"-{suffix}" if suffix else "")
+    root = paths.run_root(notebook)
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        candidate = root / (base if attempt == 0 else f"{base}-{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a unique run folder under {root}")
+
+
+def resolve_parameters(notebook: str, params_file: str | None = None,
+                       overrides: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Notebook path and the merged, validated parameter values (file, then overrides)."""
+    nb_path = paths.notebook_path(notebook)
+    values: dict[str, Any] = {}
+    if params_file:
+        values.update(load_yaml(paths.params_path(params_file)))
+    values.update(overrides or {})
+    declared = notebook_parameters(nb_path)
+    if "run_dir" in values:
+        raise ParameterError(f"{nb_path.stem}: run_dir is set by the runner; do not pass it")
+    validate(declared, values, nb_path.stem)
+    _refuse_secret_values(values, nb_path.stem)
+    return nb_path, values
+
+
+def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[str, Any] | None = None,
+                 *, cell_timeout_s: float | None = None, kernel_name: str = "python3",
+                 run_dir: Path | None = None) -> RunResult:
+    """Execute `notebook` into a run folder; never raises for a failing notebook (see the status)."""
+    import papermill
+
+    nb_path, values = resolve_parameters(notebook, params_file, overrides)
+    stem = nb_path.stem
+    run_dir = run_dir or new_run_dir(stem, values)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    effective = {name: p.default for name, p in notebook_parameters(nb_path).items() if name != "run_dir"}
+    effective.update(values)
+    inputs = [manifest.describe_input(p) for p in _input_paths(effective)]
+    record = manifest.start_manifest(stem, effective, run_dir.name, runner="workbench run", inputs=inputs)
+    record.update(params_file=str(params_file) if params_file else None, overrides=values)
+    atomic.write_json(run_dir / "manifest.json", record)
+
+    partial = run_dir / PARTIAL_NAME
+    status, error = "ok", None
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(nb_path), str(partial), parameters={**values, "run_dir": str(run_dir)},
+            kernel_name=kernel_name, cwd=str(paths.REPO_ROOT), progress_bar=False,
+            execution_timeout=cell_timeout_s, request_save_on_cell_execute=True,
+        )
+    except Exception as err:  # the run's outcome is recorded, whatever it was
+        status, error = classify_failure(err)
+    finish_run(run_dir, record, status, error, time.perf_counter() - started)
+    return RunResult(run_dir, status, error)
+
+
+def classify_failure(err: BaseException) -> tuple[str, str]:
+    """Map an execution exception to (status, message)."""
+    name = type(err).__name__
+    ename = getattr(err, "ename", name)
+    evalue = str(getattr(err, "evalue", err))
+    message = f"{ename}: {evalue}".strip()
+    if name == "CellTimeoutError" or "timed out" in evalue.lower() and "cell" in evalue.lower():
+        return "timeout", message
+    if "OutOfMemoryError" in ename or "out of memory" in evalue.lower():
+        return "oom", message
+    if name == "DeadKernelError":
+        return "failed", f"DeadKernelError: the kernel died ({evalue})"
+    if name == "PapermillExecutionError":
+        cell = getattr(err, "exec_count", None)
+        return "failed", f"cell {cell}: {message}"
+    return "failed", message
+
+
+def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | None, seconds: float) -> None:
+    """Scrub, export and seal a run folder; safe to call after a failure at any point."""
+    secrets = manifest.secret_values()
+    partial = run_dir / PARTIAL_NAME
+    notebook_text = None
+    if partial.exists():
+        notebook_text = manifest.redact(partial.read_text(encoding="utf-8"), secrets)
+        atomic.write_text(run_dir / "notebook.ipynb", notebook_text)
+        partial.unlink()
+    for folder in ("results", "figures"):
+        for path in sorted((run_dir / folder).glob("*")) if (run_dir / folder).exists() else []:
+            _scrub_text_file(path, secrets)
+    if notebook_text is not None:
+        try:
+            atomic.write_text(run_dir / "notebook.html", manifest.redact(export_html(notebook_text), secrets))
+        except Exception as err:  # an export failure must not hide the run's own outcome
+            record["html_error"] = f"{type(err).__name__}: {err}"
+    context_inputs = run_dir / "inputs.json"
+    if context_inputs.exists():
+        known = {i["path"] for i in record["inputs"]}
+        record["inputs"] += [i for i in json.loads(context_inputs.read_text()) if i["path"] not in known]
+    record.update(
+        status=status,
+        error=manifest.redact(error, secrets) if error else None,
+        ended_at=manifest.now_iso(),
+        duration_s=round(seconds, 3),
+        outputs=_list_outputs(run_dir),
+    )
+    atomic.write_json(run_dir / "manifest.json", record)
+
+
+def export_html(notebook_text: str) -> str:
+    """The executed notebook as a standalone HTML page (images embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.reads(notebook_text, as_version=4))
+    return body
+
+
+def _scrub_text_file(path: Path, secrets: list[str]) -> None:
+    if not secrets or path.suffix not in {".csv", ".json", ".txt", ".md", ".html", ".yaml"}:
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    clean = manifest.redact(text, secrets)
+    if clean != text:
+        atomic.write_text(path, clean)
+
+
+def _list_outputs(run_dir: Path) -> list[dict[str, Any]]:
+    files = []
+    for folder in ("results", "figures"):
+        for path in sorted((run_dir / folder).glob("*")) if (run_dir / folder).exists() else []:
+            if path.is_file() and not path.name.startswith("."):
+                files.append({"path": f"{folder}/{path.name}", "bytes": path.stat().st_size,
+                              "sha256": manifest.sha256_file(path)})
+    return files
+
+
+def _input_paths(values: dict[str, Any]) -> list[Path]:
+    """Parameter values that name existing files or folders (hashed into the manifest)."""
+    found: list[Path] = []
+    for value in values.values():
+        for item in value if isinstance(value, list) else [value]:
+            looks_like_path = isinstance(item, str) and (os.sep in item or Path(item).suffix != "")
+            if looks_like_path and Path(item).exists() and Path(item).resolve() not in found:
+                found.append(Path(item).resolve())
+    return found
+
+
+def _refuse_secret_values(values: dict[str, Any], notebook: str) -> None:
+    secrets = set(manifest.secret_values())
+    for name, value in values.items():
+        if isinstance(value, str) and value in secrets:
+            raise ParameterError(
+                f"{notebook}: parameter {name!r} holds the value of a secret environment variable; "
+                f"parameters are written into the executed notebook, so pass secrets through the environment"
+            )
