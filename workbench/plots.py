@@ -58,3 +58,27 @@ def object_timeline(table: "pd.DataFrame") -> "Figure":
 
 def _named_colour(name: str) -> str:
     return {"grey": "grey", "gray": "grey"}.get(name, name)
+
+
+def memory_after_load(table: "pd.DataFrame") -> "Figure":
+    """Bars of measured memory after load per model (hue quantization), predicted weights as dots."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from workbench.units import MiB
+
+    ok = table[table["status"] == "ok"].copy()
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * ok["model_id"].nunique() + 3), 4))
+    if ok.empty:
+        ax.text(0.5, 0.5, "no model loaded", ha="center", va="center")
+        return fig
+    ok["measured (MiB)"] = ok["memory_bytes"] / MiB
+    ok["predicted (MiB)"] = ok["predicted_weight_bytes"] / MiB
+    sns.barplot(ok, x="model_id", y="measured (MiB)", hue="quantization", ax=ax)
+    sns.stripplot(ok, x="model_id", y="predicted (MiB)", hue="quantization", dodge=True, marker="D",
+                  color="black", legend=False, ax=ax, size=5)
+    ax.set_ylabel("memory after load (MiB)")
+    ax.set_title("memory after load: bars measured, black diamonds predicted from the architecture")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig

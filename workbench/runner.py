@@ -74,6 +74,7 @@ def resolve_parameters(notebook: str, params_file: str | None = None,
         raise ParameterError(f"{nb_path.stem}: run_dir is set by the runner; do not pass it")
     validate(declared, values, nb_path.stem)
     _refuse_secret_values(values, nb_path.stem)
+    _check_model_ids(values, nb_path.stem)
     return nb_path, values
 
 
@@ -205,3 +206,16 @@ def _refuse_secret_values(values: dict[str, Any], notebook: str) -> None:
                 f"{notebook}: parameter {name!r} holds the value of a secret environment variable; "
                 f"parameters are written into the executed notebook, so pass secrets through the environment"
             )
+
+
+def _check_model_ids(values: dict[str, Any], notebook: str) -> None:
+    """`model` / `models` parameters must name registry models: fail before the kernel, listing valid ids."""
+    from workbench.models.registry import resolve
+
+    names = [values["model"]] if isinstance(values.get("model"), str) else []
+    names += [m for m in values.get("models", []) if isinstance(m, str)]
+    for name in names:
+        try:
+            resolve(name)
+        except KeyError as err:
+            raise ParameterError(f"{notebook}: {err}") from err

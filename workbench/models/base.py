@@ -88,9 +88,16 @@ class LoadSettings:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     frame_policy: FramePolicy = "resample"
+    # Per-frame pixel budget for families whose processor resizes to a budget (Qwen-VL); None = its default.
+    max_pixels: int | None = None
+    min_pixels: int | None = None
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
+        for name in ("max_pixels", "min_pixels"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"LoadSettings.{name} must be a positive int or None, got {value!r}")
         if not self.source:
             raise ValueError("LoadSettings.source is empty: use 'tiny', 'random', a hub id or a local path")
         if self.double_quant and not self.quantization.startswith("4bit"):
@@ -335,6 +342,24 @@ class FamilyAdapter:
         """Frames (T,H,W,3 uint8) + prompt -> the processor's BatchFeature for generate()."""
         raise NotImplementedError
 
+    def visual_tokens(self, n_frames: int, height: int, width: int, **kwargs: Any) -> dict[str, int]:
+        """Family geometry: tokens a clip of n_frames (height x width source frames) costs. Families
+        return their own detail; `token_geometry` gives the keys every consumer may rely on."""
+        raise NotImplementedError
+
+    def token_geometry(self, n_frames: int, height: int, width: int, **kwargs: Any) -> dict[str, int]:
+        """The family's visual_tokens plus the standard keys:
+        llm_tokens (visual tokens the language model sees), encoder_batch and encoder_seq_len (the vision
+        encoder attends over encoder_batch sequences of encoder_seq_len tokens each)."""
+        geometry = dict(self.visual_tokens(n_frames, height, width, **kwargs))
+        if "llm_tokens" not in geometry:
+            geometry["llm_tokens"] = geometry["total"]
+        if "encoder_seq_len" not in geometry:  # per-frame towers (CLIP, SigLIP, EVA): one sequence per frame
+            geometry["encoder_seq_len"] = geometry["vision_seq_per_frame"]
+            geometry.setdefault("encoder_batch", geometry.get("frames", n_frames))
+        geometry.setdefault("encoder_batch", 1)  # Qwen-VL: all frames in one sequence
+        return geometry
+
     # ---- shared machinery ------------------------------------------------------------------------
     def model_cls(self) -> Any:
         import transformers
@@ -388,6 +413,7 @@ class FamilyAdapter:
         if settings.attn_implementation == "flash_attention_2":
             _require_flash_attention(device)
 
+        cuda_before = torch.cuda.memory_allocated() if device == "cuda" else 0
         start = time.perf_counter()
         try:
             if settings.source == "tiny":
@@ -397,8 +423,10 @@ class FamilyAdapter:
             elif settings.source == "random":
                 processor = self._load_processor(self.ensure_tiny(), settings)
                 config = self.random_config(spec, processor)
-                torch.manual_seed(0)
-                model = self.model_cls().from_pretrained(None, config=config, state_dict={}, **kwargs)
+                torch.manual_seed(0)  # layers other than Linear are initialized by the model's own init
+                state_dict = random_linear_state_dict(self.model_cls(), config, kwargs["dtype"])
+                with quiet_transformers():  # every non-Linear weight is "missing": a long, expected report
+                    model = self.model_cls().from_pretrained(None, config=config, state_dict=state_dict, **kwargs)
             else:
                 check_source_safety(settings)
                 processor = self._load_processor(settings.source, settings)
@@ -419,7 +447,8 @@ class FamilyAdapter:
             source=settings.source,
             seconds=seconds,
             n_params=count_parameters(model),
-            memory_bytes=(torch.cuda.memory_allocated() if device == "cuda" else tensor_bytes(model)),
+            memory_bytes=(torch.cuda.memory_allocated() - cuda_before if device == "cuda"
+                          else tensor_bytes(model)),
             memory_kind="cuda_allocated" if device == "cuda" else "cpu_tensor_bytes",
             dtype=settings.dtype,
             quantization=settings.quantization,
@@ -494,8 +523,11 @@ class FamilyAdapter:
             inputs = self.move_inputs(inputs, loaded)
             n_input = int(inputs["input_ids"].shape[-1])
             torch.manual_seed(generation.seed)
+            kwargs = generation.generate_kwargs()
+            if loaded.settings.source == "random":
+                kwargs["logits_processor"] = vocabulary_limit(len(loaded.processor.tokenizer))
             with torch.inference_mode():
-                output = loaded.model.generate(**inputs, **generation.generate_kwargs())
+                output = loaded.model.generate(**inputs, **kwargs)
             new_tokens = output[0, n_input:]
             text = self.decode(loaded, new_tokens)
         except torch.OutOfMemoryError as err:
@@ -520,13 +552,93 @@ class FamilyAdapter:
         for key, value in inputs.items():
             if isinstance(value, torch.Tensor):
                 value = value.to(device)
-                if value.is_floating_point():
+                # only pixels take the compute dtype: timing tensors (e.g. seconds per grid) lose precision
+                if value.is_floating_point() and key.startswith("pixel_values"):
                     value = value.to(dtype)
             moved[key] = value
         return moved
 
     def decode(self, loaded: LoadedModel, new_tokens: "torch.Tensor") -> str:
         return loaded.processor.batch_decode(new_tokens[None], skip_special_tokens=True)[0]
+
+
+def vocabulary_limit(n_tokens: int) -> Any:
+    """Logits processor that keeps generation inside the first n_tokens ids.
+
+    A `random` model keeps the real vocabulary size (memory is real) but talks through the tiny twin's
+    tokenizer; ids past that tokenizer would decode to nothing and read as an empty caption.
+    """
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class _Limit(LogitsProcessor):
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            scores[:, n_tokens:] = float("-inf")
+            return scores
+
+    return LogitsProcessorList([_Limit()])
+
+
+class RandomTensor:
+    """A checkpoint entry made only when the loader slices it (`entry[...]`): normal(0, std), or zeros
+    for std 0, seeded by its name so every load gives the same weights in any order.
+
+    from_pretrained materializes entries one at a time that way and, with bitsandbytes, quantizes each
+    as it arrives, so a full-size random model is never held whole in 16-bit.
+    """
+
+    def __init__(self, shape: tuple[int, ...], std: float, seed: int, dtype: "torch.dtype") -> None:
+        self.shape, self.std, self.seed, self.dtype = shape, std, seed, dtype
+
+    def __getitem__(self, index: Any) -> "torch.Tensor":
+        import torch
+
+        tensor = torch.empty(self.shape, dtype=self.dtype)
+        if self.std == 0.0:
+            return tensor.zero_()
+        return tensor.normal_(0.0, self.std, generator=torch.Generator().manual_seed(self.seed))
+
+
+def random_linear_state_dict(model_cls: Any, config: Any, dtype: "torch.dtype") -> dict[str, RandomTensor]:
+    """Lazy random entries for every nn.Linear weight (normal(0, initializer_range)) and bias (zeros).
+
+    from_pretrained quantizes only weights it loads: with `state_dict={}` every weight is "missing" and
+    is initialized after the layers were swapped, so Linear8bitLt / Linear4bit keep 16-bit weights (no
+    memory saved) and 4-bit layers' biases stay uninitialized (NaN). The rest of the model (embeddings,
+    norms, convolutions) is left to the model's own init as missing keys.
+    """
+    import zlib
+
+    import torch
+
+    with torch.device("meta"):
+        meta = model_cls._from_config(config)
+    tied = set(getattr(meta, "all_tied_weights_keys", {}) or {})
+    std = getattr(config.get_text_config(), "initializer_range", None) or 0.02
+    entries: dict[str, RandomTensor] = {}
+    for name, module in meta.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        for param_name, param in module.named_parameters(recurse=False):
+            key = f"{name}.{param_name}"
+            if key not in tied:
+                entries[key] = RandomTensor(tuple(param.shape), std if param_name == "weight" else 0.0,
+                                            zlib.crc32(key.encode()), dtype)
+    return entries
+
+
+class quiet_transformers:
+    """Silence transformers' logger (warnings included) inside a `with` block."""
+
+    def __enter__(self) -> None:
+        from transformers.utils import logging as hf_logging
+
+        self._previous = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+
+    def __exit__(self, *exc: Any) -> None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity(self._previous)
 
 
 # Special tokens named by common config token-id fields (families add their own via align_token_ids).

@@ -1,0 +1,459 @@
+"""Measure one configuration's memory, phase by phase, in a fresh process.
+
+    python -m workbench.memory.probe CONFIG.json [--out RESULT.json]     (CONFIG may be - for stdin)
+
+A kernel that still holds an earlier model gives wrong peaks, so every measurement runs in its own
+process: `run_probe(config)` starts one, waits, and always returns a result dict (schema below), also
+when the child ran out of memory, was killed by the OS, timed out or crashed.
+
+Result schema (`SCHEMA_VERSION` 1; bytes are ints, seconds floats):
+    status          ok | oom | failed | killed | timeout
+    phase           where a non-ok run stopped (load, vision, prefill, generation), else None
+    error, signal   message; the signal name for killed children (e.g. SIGKILL)
+    device, device_name, memory_kind   cpu + "cpu_live_tensor_bytes" or cuda + "cuda_allocated"
+    phases          [{phase, peak_bytes, reserved_peak_bytes, start_bytes, end_bytes, seconds, segments}]
+    peak_bytes, reserved_peak_bytes    the largest phase peak (the configuration's memory need)
+    weights_bytes, inputs_bytes, kv_cache_bytes
+    tokens          {frames_used, visual_tokens, encoder_seq_len, text_tokens, input_tokens, generated_tokens}
+    prediction      the predictor's breakdown for the same configuration (predictor.Prediction.as_dict())
+    predicted_peak_bytes, error_pct    (predicted - measured) / measured * 100
+    config, notes, preprocess_seconds, wall_seconds, versions
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import os
+import signal as signal_module
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from workbench.models.base import Attention, Device, Dtype, Quantization, check_literal_fields
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "oom", "failed", "killed", "timeout")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """One configuration to measure. `source`: tiny, random, a hub id or a local path.
+
+    `config_overrides` (random source only) are merged into the model's embedded config, e.g. a mid-size
+    Qwen2-VL: {"num_hidden_layers": 4, "vision_config": {"depth": 4}}. `max_pixels` is a per-frame pixel cap
+    for families that keep the frame's aspect (Qwen); fixed-size families ignore it (noted in the result).
+    `budget_bytes` is an artificial memory limit: on CPU the tracker raises at it, on CUDA the process's
+    memory fraction is capped at it.
+    """
+
+    model: str
+    source: str = "tiny"
+    quantization: Quantization = "none"
+    double_quant: bool = False
+    attn_implementation: Attention = "sdpa"
+    dtype: Dtype = "bfloat16"
+    device: Device = "auto"
+    frames: int = 8
+    height: int = 1080
+    width: int = 1920
+    max_pixels: int | None = None
+    max_new_tokens: int = 16
+    budget_bytes: int | None = None
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    prompt: str | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_literal_fields(self)
+        for name in ("frames", "height", "width", "max_new_tokens"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ProbeConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_pixels", "budget_bytes", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"ProbeConfig.{name} must be a positive int or None, got {value!r}")
+        if not isinstance(self.config_overrides, dict):
+            raise TypeError("ProbeConfig.config_overrides must be a dict")
+        if self.config_overrides and self.source != "random":
+            raise ValueError("config_overrides change the architecture, so they need source='random'")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProbeConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown ProbeConfig fields {unknown}; valid: {sorted(names)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "ProbeConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Nested dict merge: overrides win, sub-dicts are merged rather than replaced.
+
+    >>> merge_config({"a": 1, "v": {"depth": 32, "heads": 16}}, {"v": {"depth": 2}})
+    {'a': 1, 'v': {'depth': 2, 'heads': 16}}
+    """
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_model(config: ProbeConfig) -> tuple[Any, Any]:
+    """Adapter and spec for a configuration, the spec's config merged with `config_overrides`."""
+    from workbench.models import get
+
+    adapter, spec = get(config.model)
+    if config.config_overrides:
+        spec = dataclasses.replace(spec, config=merge_config(spec.config, config.config_overrides))
+    return adapter, spec
+
+
+def synthetic_clip(n_frames: int, height: int, width: int, seed: int = 0) -> tuple["np.ndarray", "np.ndarray"]:
+    """Seeded random frames (T,H,W,3 uint8), 0.5 s apart: memory depends on sizes, not content."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, size=(n_frames, height, width, 3), dtype=np.uint8)
+    return frames, np.arange(n_frames, dtype=float) * 0.5
+
+
+# ---- the measurement, inside the fresh process ------------------------------------------------------
+
+def measure(config: ProbeConfig) -> dict[str, Any]:
+    """Load, preprocess and generate once, recording per-phase peaks; never raises for OOM or errors."""
+    import torch
+
+    from workbench.memory.tracker import LiveTensorTracker, MemoryBudgetExceeded, PhaseRecorder
+    from workbench.models.base import (GenerationSettings, LoadSettings, free_memory, resample_frames,
+                                       tensor_bytes)
+
+    wall_start = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    settings = LoadSettings(source=config.source, dtype=config.dtype, quantization=config.quantization,
+                            double_quant=config.double_quant, attn_implementation=config.attn_implementation,
+                            device=config.device)
+    result: dict[str, Any] = empty_result(config)
+    recorder = None
+    tracker = None
+    try:
+        device = settings.resolved_device()
+        result.update(device_fields(device))
+        adapter, spec = resolve_model(config)
+        if config.source in ("tiny", "random"):
+            adapter.ensure_tiny()  # fabricated once, outside the measurement
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            if config.budget_bytes is not None:
+                total = torch.cuda.get_device_properties(0).total_memory
+                torch.cuda.set_per_process_memory_fraction(min(1.0, config.budget_bytes / total))
+            recorder = PhaseRecorder("cuda")
+        else:
+            tracker = LiveTensorTracker(config.budget_bytes)
+            recorder = PhaseRecorder("cpu", tracker)
+            tracker.__enter__()
+
+        recorder.start("load")
+        loaded = adapter.load(spec, settings)
+        if tracker is not None:
+            from workbench.models.base import _model_tensors
+
+            tracker.adopt(_model_tensors(loaded.model))  # weights made outside any operator
+        recorder.stop()
+        result["weights_bytes"] = tensor_bytes(loaded.model)
+        result["load_report"] = {k: v for k, v in loaded.report.to_dict().items() if k != "unquantized_modules"}
+
+        frames, timestamps = synthetic_clip(config.frames, config.height, config.width, config.seed)
+        if spec.fixed_frames is not None:
+            frames, timestamps, notes = resample_frames(frames, timestamps, spec.fixed_frames,
+                                                        settings.frame_policy, spec.model_id)
+            result["notes"] += notes
+        prompt = config.prompt or spec.prompt
+        start = time.perf_counter()
+        if tracker is not None:
+            tracker.__exit__(None, None, None)  # preprocessing is host work, not the model's memory
+        inputs = adapter.build_inputs(loaded, frames, timestamps, prompt, **pixel_kwargs(adapter, config, result))
+        if tracker is not None:
+            tracker.__enter__()
+        inputs = adapter.move_inputs(inputs, loaded)
+        if tracker is not None:
+            tracker.adopt([v for v in inputs.values() if isinstance(v, torch.Tensor)])
+        result["preprocess_seconds"] = time.perf_counter() - start
+        result["inputs_bytes"] = sum(v.numel() * v.element_size() for v in inputs.values()
+                                     if isinstance(v, torch.Tensor))
+        result["tokens"] = token_counts(loaded, inputs, int(frames.shape[0]), adapter, config)
+
+        generation = GenerationSettings(max_new_tokens=config.max_new_tokens,
+                                        min_new_tokens=config.max_new_tokens, seed=config.seed)
+        from workbench.memory.tracker import install_phase_hooks
+
+        handles = install_phase_hooks(loaded.model, recorder)
+        torch.manual_seed(config.seed)
+        try:
+            recorder.start("prefill")
+            with torch.inference_mode():
+                output = loaded.model.generate(**inputs, **generation.generate_kwargs(),
+                                               return_dict_in_generate=True)
+            recorder.stop()
+        finally:
+            for handle in handles:
+                handle.remove()
+        n_input = int(inputs["input_ids"].shape[-1]) if "input_ids" in inputs else 0
+        result["tokens"]["generated_tokens"] = int(output.sequences.shape[-1] - n_input) if n_input else \
+            int(output.sequences.shape[-1])
+        result["kv_cache_bytes"] = cache_bytes(getattr(output, "past_key_values", None))
+        result["status"] = "ok"
+        del output
+    except MemoryBudgetExceeded as err:
+        result.update(status="oom", phase=err.phase, error=str(err))
+    except Exception as err:
+        import torch as _torch
+
+        phase = recorder.current if recorder is not None else None
+        if isinstance(err, _torch.OutOfMemoryError):
+            result.update(status="oom", phase=phase, error=f"OutOfMemoryError: {str(err)[:500]}")
+        else:
+            result.update(status="failed", phase=phase, error=f"{type(err).__name__}: {err}")
+    finally:
+        if recorder is not None:
+            recorder.stop()
+            result["phases"] = recorder.table()
+        if tracker is not None:
+            try:
+                tracker.__exit__(None, None, None)
+            except Exception:  # already exited (failure during preprocessing)
+                pass
+        free_memory()
+    summarize_phases(result)
+    attach_prediction(result, config)
+    result["wall_seconds"] = time.perf_counter() - wall_start
+    return result
+
+
+def empty_result(config: ProbeConfig) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION, "config": config.as_dict(), "status": "failed", "phase": None,
+        "error": None, "signal": None, "device": None, "device_name": None, "memory_kind": None,
+        "phases": [], "peak_bytes": None, "reserved_peak_bytes": None, "weights_bytes": None,
+        "inputs_bytes": None, "kv_cache_bytes": None, "tokens": {}, "notes": [], "prediction": None,
+        "predicted_peak_bytes": None, "error_pct": None, "preprocess_seconds": None, "wall_seconds": None,
+        "versions": versions(),
+    }
+
+
+def device_fields(device: str) -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    if device == "cuda":
+        name = torch.cuda.get_device_name(0)
+        return {"device": "cuda", "device_name": name, "memory_kind": "cuda_allocated"}
+    return {"device": "cpu", "device_name": platform.processor() or platform.machine(),
+            "memory_kind": "cpu_live_tensor_bytes"}
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for package in ("torch", "transformers", "bitsandbytes"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "missing"
+    return found
+
+
+def pixel_kwargs(adapter: Any, config: ProbeConfig, result: dict[str, Any]) -> dict[str, Any]:
+    """max_pixels for families whose build_inputs takes it; a note where it is ignored."""
+    if config.max_pixels is None:
+        return {}
+    if "max_pixels" in inspect.signature(adapter.build_inputs).parameters:
+        return {"max_pixels": config.max_pixels}
+    result["notes"].append(f"max_pixels ignored: {adapter.family} resizes every frame to a fixed size")
+    return {}
+
+
+_VISUAL_TOKEN_KEYS = ("video_token_id", "video_token_index", "image_token_id", "image_token_index")
+
+
+def token_counts(loaded: Any, inputs: dict[str, Any], frames_used: int, adapter: Any,
+                 config: ProbeConfig) -> dict[str, int]:
+    """Visual placeholders, text tokens and vision-encoder sequence length of the built inputs."""
+    ids = inputs.get("input_ids")
+    n_input = int(ids.shape[-1]) if ids is not None else 0
+    visual_ids = {getattr(loaded.model.config, key, None) for key in _VISUAL_TOKEN_KEYS} - {None}
+    visual = int(sum(int((ids == token).sum()) for token in visual_ids)) if ids is not None else 0
+    grid = inputs.get("video_grid_thw", inputs.get("image_grid_thw"))
+    if grid is not None:
+        encoder = int(grid.prod(-1).sum())
+    else:
+        from workbench.memory.predictor import visual_geometry
+
+        encoder = visual_geometry(adapter, config.model, frames_used, config.height, config.width,
+                                  config.max_pixels).encoder_tokens
+    return {"frames_used": frames_used, "visual_tokens": visual, "encoder_seq_len": encoder,
+            "text_tokens": n_input - visual, "input_tokens": n_input, "generated_tokens": 0}
+
+
+def cache_bytes(cache: Any) -> int | None:
+    """Bytes of every tensor a generate() cache object holds (each storage once)."""
+    if cache is None:
+        return None
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+    stack = [cache]
+    visited: set[int] = set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in visited:
+            continue
+        visited.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            storage = obj.untyped_storage()
+            if storage.data_ptr() not in seen and obj.device.type != "meta":
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+        elif isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif type(obj).__module__.startswith("transformers.cache_utils"):
+            stack.extend(vars(obj).values())
+    return total
+
+
+def summarize_phases(result: dict[str, Any]) -> None:
+    phases = result["phases"]
+    if not phases:
+        return
+    result["peak_bytes"] = max(row["peak_bytes"] for row in phases)
+    reserved = [row["reserved_peak_bytes"] for row in phases if row.get("reserved_peak_bytes") is not None]
+    result["reserved_peak_bytes"] = max(reserved) if reserved else None
+
+
+def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
+    """Store the predictor's breakdown beside the measurement, so its error is always visible."""
+    try:
+        from workbench.memory.predictor import predict
+
+        text_tokens = (result.get("tokens") or {}).get("text_tokens")
+        prediction = predict(config.model, source=config.source, quantization=config.quantization,
+                             attn_implementation=config.attn_implementation, dtype=config.dtype,
+                             frames=config.frames, height=config.height, width=config.width,
+                             max_pixels=config.max_pixels, max_new_tokens=config.max_new_tokens,
+                             text_tokens=text_tokens or None, double_quant=config.double_quant,
+                             config_overrides=config.config_overrides)
+    except Exception as err:  # a missing family table must not lose a measurement
+        result["prediction_error"] = f"{type(err).__name__}: {err}"
+        return
+    result["prediction"] = prediction.as_dict()
+    result["predicted_peak_bytes"] = prediction.peak_bytes
+    if result.get("status") == "ok" and result.get("peak_bytes"):
+        result["error_pct"] = 100.0 * (prediction.peak_bytes - result["peak_bytes"]) / result["peak_bytes"]
+
+
+# ---- the parent side: one fresh process per configuration ----------------------------------------------
+
+def run_probe(config: ProbeConfig | dict[str, Any], timeout_s: float | None = None,
+              on_start: Callable[[subprocess.Popen], None] | None = None) -> dict[str, Any]:
+    """Measure `config` in a fresh `python -m workbench.memory.probe` process; always returns a result.
+
+    A child killed by a signal (the OS out-of-memory killer sends SIGKILL) is status "killed" with the
+    signal's name; one that outlives `timeout_s` is killed and reported as "timeout". `on_start` receives
+    the child process (tests use it to kill the child).
+    """
+    from workbench import paths
+
+    config = config if isinstance(config, ProbeConfig) else ProbeConfig.from_dict(config)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(paths.REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with tempfile.TemporaryDirectory(prefix="wb-probe-") as tmp:
+        config_file = Path(tmp) / "config.json"
+        out_file = Path(tmp) / "result.json"
+        config_file.write_text(json.dumps(config.as_dict()))
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.memory.probe", str(config_file), "--out", str(out_file)],
+            cwd=str(paths.REPO_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        if on_start is not None:
+            on_start(process)
+        timed_out = False
+        try:
+            _stdout, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()  # our own child, by its handle
+            _stdout, stderr = process.communicate()
+            timed_out = True
+        seconds = time.perf_counter() - start
+        if out_file.exists() and not timed_out:
+            result = json.loads(out_file.read_text())
+        else:
+            result = child_failure(config, process.returncode, stderr, timed_out, timeout_s)
+    result["process_seconds"] = seconds
+    return result
+
+
+def child_failure(config: ProbeConfig, returncode: int | None, stderr: str, timed_out: bool,
+                  timeout_s: float | None) -> dict[str, Any]:
+    """The result for a child that left no result: killed by a signal, timed out, or crashed."""
+    result = empty_result(config)
+    tail = (stderr or "").strip().splitlines()[-5:]
+    if timed_out:
+        result.update(status="timeout", error=f"no result within {timeout_s} s")
+    elif returncode is not None and returncode < 0:
+        name = signal_module.Signals(-returncode).name
+        hint = " (the OS out-of-memory killer sends SIGKILL)" if name == "SIGKILL" else ""
+        result.update(status="killed", signal=name, error=f"probe process killed by {name}{hint}")
+    else:
+        result.update(status="failed", error=f"probe process exited with {returncode}: " + " | ".join(tail))
+    attach_prediction(result, config)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workbench.memory.probe",
+                                     description="Measure one configuration's memory per phase (JSON in, JSON out).")
+    parser.add_argument("config", help="JSON file with ProbeConfig fields, or - for stdin")
+    parser.add_argument("--out", help="write the result JSON here (default: stdout)")
+    args = parser.parse_args(argv)
+    text = sys.stdin.read() if args.config == "-" else Path(args.config).read_text()
+    result = measure(ProbeConfig.from_dict(json.loads(text)))
+    payload = json.dumps(result, indent=1, default=str)
+    if args.out:
+        from workbench import atomic
+
+        atomic.write_text(Path(args.out), payload)
+    else:
+        print(payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Load-and-caption survey over models x quantizations (the engine of notebooks/01_load_models)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+def survey(models: list[str], quantizations: list[str], source: str = "tiny", dtype: str = "bfloat16",
+           attn_implementation: str = "sdpa", frames: "np.ndarray | None" = None,
+           timestamps_s: "np.ndarray | None" = None, max_new_tokens: int = 16, seed: int = 0,
+           progress: bool = True) -> "pd.DataFrame":
+    """Load each (model, quantization), record its load report (and a caption of `frames` if given).
+
+    A configuration that fails (no bitsandbytes, weights not available, out of memory) becomes a row with
+    status 'error' and the message; the survey goes on. Models are unloaded between rows.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from workbench.models import GenerationSettings, LoadSettings, get, load
+    from workbench.weights import count_weights, weight_bytes
+
+    rows: list[dict[str, Any]] = []
+    configs = [(m, q) for m in models for q in quantizations]
+    for model_id, quantization in tqdm(configs, desc="loading", disable=not progress):
+        row: dict[str, Any] = {"model_id": model_id, "quantization": quantization, "source": source,
+                               "dtype": dtype, "attn_implementation": attn_implementation}
+        loaded = None
+        try:
+            adapter, spec = get(model_id)
+            settings = LoadSettings(source=source, dtype=dtype, quantization=quantization,
+                                    attn_implementation=attn_implementation)
+            loaded = load(model_id, settings)
+            report = loaded.report.to_dict()
+            report["unquantized_modules"] = "; ".join(report["unquantized_modules"])
+            row.update(report, status="ok", error="")
+            counts = count_weights(loaded.model, adapter.skip_modules)
+            row["predicted_weight_bytes"] = weight_bytes(counts, quantization, dtype)
+            if frames is not None:
+                record = loaded.describe(frames, timestamps_s,
+                                         generation=GenerationSettings(max_new_tokens=max_new_tokens, seed=seed))
+                row.update(caption=record.text, caption_tokens=record.n_tokens,
+                           caption_latency_s=record.latency_s, caption_status=record.status,
+                           caption_error=record.error or "", input_tokens=record.n_input_tokens,
+                           frames_given=int(frames.shape[0]), frames_used=record.n_frames,
+                           caption_notes=" ".join(record.notes))
+        except Exception as err:  # a failing configuration is a row, not the end of the survey
+            row.update(status="error", error=f"{type(err).__name__}: {err}")
+        finally:
+            if loaded is not None:
+                loaded.unload()
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if "memory_bytes" in table:
+        from workbench.units import GiB
+
+        table["memory_mib"] = table["memory_bytes"] / 2**20
+        table["memory_gib"] = table["memory_bytes"] / GiB
+    return table
+
+
+def spec_table(models: list[str]) -> "pd.DataFrame":
+    """Published facts per model id from the embedded specs: hub id, parameters, frame handling."""
+    import pandas as pd
+
+    from workbench.models import get
+
+    rows = []
+    for model_id in models:
+        adapter, spec = get(model_id)
+        rows.append({"model_id": spec.model_id, "family": adapter.family, "hub_id": spec.hub_id,
+                     "published_params_b": spec.published_params / 1e9, "frame_mode": spec.frame_mode,
+                     "fixed_frames": spec.fixed_frames, "default_frames": spec.default_frames,
+                     "prompt": spec.prompt})
+    return pd.DataFrame(rows)
+
+
+LOAD_COLUMNS = ["model_id", "quantization", "status", "seconds", "n_params", "memory_mib",
+                "predicted_weight_bytes", "memory_bytes", "unquantized_modules", "error"]
+CAPTION_COLUMNS = ["model_id", "quantization", "caption_status", "caption_tokens", "caption_latency_s",
+                   "frames_given", "frames_used", "caption", "caption_notes", "caption_error"]
+
+
+def load_summary(table: "pd.DataFrame") -> "pd.DataFrame":
+    """The load report columns a reader compares, with prediction error in percent."""
+    view = table[[c for c in LOAD_COLUMNS if c in table]].copy()
+    if {"memory_bytes", "predicted_weight_bytes"} <= set(view):
+        view["prediction_error_pct"] = 100 * (view["predicted_weight_bytes"] / view["memory_bytes"] - 1)
+    return view
+
+
+def caption_summary(table: "pd.DataFrame") -> "pd.DataFrame":
+    return table[[c for c in CAPTION_COLUMNS if c in table]]
