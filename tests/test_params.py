@@ -96,3 +96,23 @@ def test_params_files_are_all_accounted_for():
     """Every YAML under params/ is a notebook params file, the demo list, or a sweep (validated elsewhere)."""
     for path in paths.PARAMS_DIR.rglob("*.yaml"):
         assert path.name == "demo.yaml" or path.name.count(".") >= 2 or path.parent.name == "sweeps", path
+
+
+def test_plain_papermill_infers_every_parameter_of_every_notebook():
+    """papermill's own parser must read each parameters cell too (it chokes on '=' inside help text)."""
+    import papermill
+
+    for notebook in sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb")):
+        inferred = papermill.inspect_notebook(str(notebook))
+        assert set(inferred) == set(notebook_parameters(notebook)), notebook.name
+        for name, info in inferred.items():
+            assert info["inferred_type_name"] != "None", f"{notebook.name}: {name} has no type for papermill"
+
+
+def test_named_choice_types_are_checked():
+    params = parse_parameters('quantizations: list[Quantization] = ["none"]  # settings\nmode: SampleMode = "fps"\n')
+    validate(params, {"quantizations": ["8bit", "4bit-nf4"], "mode": "windows"})
+    with pytest.raises(ParameterError, match=r"item '3bit' must be one of \['none', '8bit'"):
+        validate(params, {"quantizations": ["3bit"]})
+    with pytest.raises(ParameterError, match="unsupported type annotation 'Whatever'"):
+        parse_parameters('x: Whatever = 1\n')

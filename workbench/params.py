@@ -146,7 +146,10 @@ def _check(node: ast.expr, value: Any) -> str | None:
             return None
         expected = _SCALARS.get(node.id)
         if expected is None:
-            return f"has an unsupported type annotation {node.id!r}"
+            options = choice_options(node.id)
+            if options is None:
+                return f"has an unsupported type annotation {node.id!r}"
+            return None if value in options else f"must be one of {list(options)}"
         if isinstance(value, bool) and node.id != "bool":
             return f"must be {node.id}, got bool"
         return None if isinstance(value, expected) else f"must be {node.id}, got {type(value).__name__}"
@@ -173,3 +176,17 @@ def _check(node: ast.expr, value: Any) -> str | None:
                     return f"entry {key!r}: {reason}"
             return None
     return f"has an unsupported type annotation {ast.unparse(node)!r}"
+
+
+def choice_options(name: str) -> tuple[Any, ...] | None:
+    """The allowed values of a named choice type from workbench.choices (None if there is no such type).
+
+    >>> choice_options("Quantization")
+    ('none', '8bit', '4bit-nf4', '4bit-fp4')
+    """
+    import typing
+
+    from workbench import choices
+
+    alias = getattr(choices, name, None) if name in choices.__all__ else None
+    return typing.get_args(alias) if typing.get_origin(alias) is typing.Literal else None

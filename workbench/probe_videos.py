@@ -3,8 +3,8 @@
 Each video `<name>.mp4` has `<name>.json` beside it with the ground truth per second (objects, their
 colour, shape, position and motion, the events in that second, and a plain English reference
 sentence), so caption quality can be scored against what is really on screen. The same scenario,
-seed, size, fps and duration always give the same bytes: rendering is plain numpy/PIL and the H.264
-encoder runs single-threaded with fixed settings.
+seed, size, fps and duration give the same bytes (with the same PyAV/x264 build): rendering and the
+RGB -> YUV conversion are plain numpy/PIL, and the H.264 encoder runs single-threaded with fixed settings.
 
 Also here: index videos, whose every frame shows its own frame number as black/white blocks, so
 tests can check that a sampler returned the frames it claims to have returned.
@@ -268,6 +268,31 @@ def _render_frames(tracks: list[Track], size: tuple[int, int], fps: int, n_frame
         yield np.asarray(image)
 
 
+def _rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H * 3 / 2, W) planar yuv420p, BT.601 limited range, computed in numpy.
+
+    Converting here instead of letting swscale do it keeps the bytes reproducible: swscale picks
+    SIMD or C paths by buffer alignment, which varies with the process's allocation history, and the
+    paths round differently (seen: one byte of difference after other decoding in the same process).
+    Chroma is averaged over 2x2 blocks as exact integer sums, so no float summation order is involved.
+    """
+    height, width = rgb.shape[:2]
+    pixels = rgb.astype(np.int64)
+    block_means = pixels.reshape(height // 2, 2, width // 2, 2, 3).sum(axis=(1, 3)) / 4.0
+
+    def luma(c: np.ndarray) -> np.ndarray:
+        return 16 + (65.481 * c[..., 0] + 128.553 * c[..., 1] + 24.966 * c[..., 2]) / 255
+
+    def chroma_blue(c: np.ndarray) -> np.ndarray:
+        return 128 + (-37.797 * c[..., 0] - 74.203 * c[..., 1] + 112.0 * c[..., 2]) / 255
+
+    def chroma_red(c: np.ndarray) -> np.ndarray:
+        return 128 + (112.0 * c[..., 0] - 93.786 * c[..., 1] - 18.214 * c[..., 2]) / 255
+
+    planes = [luma(pixels).ravel(), chroma_blue(block_means).ravel(), chroma_red(block_means).ravel()]
+    return np.clip(np.rint(np.concatenate(planes)), 0, 255).astype(np.uint8).reshape(height * 3 // 2, width)
+
+
 def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, size: tuple[int, int]) -> Path:
     """Encode RGB frames (H, W, 3 uint8) as H.264/yuv420p MP4, atomically, with fixed settings."""
     import av
@@ -281,7 +306,8 @@ def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: int, size: tuple[i
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.thread_count = 1
             for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                yuv = av.VideoFrame.from_ndarray(_rgb_to_yuv420p(frame), format="yuv420p")
+                for packet in stream.encode(yuv):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)

@@ -32,6 +32,8 @@ _DURATION_SLACK_S = 1.0
 # Mean absolute difference (0-255 luma) between 8x8 block means of the same frame from PyAV and from
 # decord: about 2 when resized, 16 or more between neighbouring frames of an index video.
 _FINGERPRINT_TOLERANCE = 8.0
+# Packets to feed the decoder while looking for a first frame to read the rotation from.
+_FIRST_FRAME_PACKETS = 16
 
 
 class VideoError(ValueError):
@@ -155,9 +157,8 @@ def _inspect(path: str | Path) -> _StreamIndex:
                 if packet.is_keyframe:
                     key_positions.append(len(timestamps))
                 timestamps.append(packet.pts if packet.pts is not None else packet.dts)
-                if first_frame is None:
-                    decoded = packet.decode()
-                    first_frame = decoded[0] if decoded else None
+                if first_frame is None and len(timestamps) <= _FIRST_FRAME_PACKETS:
+                    first_frame = _first_decoded(packet)
         except av.error.FFmpegError as err:
             raise VideoError(
                 path, f"truncated or damaged: reading stopped after {len(timestamps)} frames ({_short(err)})"
@@ -183,6 +184,20 @@ def _inspect(path: str | Path) -> _StreamIndex:
         pts = np.sort(decode_order)
         keyframes = np.unique(np.searchsorted(pts, decode_order[key_positions]))
         return _StreamIndex(info, pts, keyframes, stream.time_base)
+
+
+def _first_decoded(packet):
+    """The frame a packet decodes to, for its display-matrix side data; None if none (yet) or damaged.
+
+    Damage here is left to the strict decode of the frames actually asked for, which names it.
+    """
+    import av
+
+    try:
+        decoded = packet.decode()
+    except av.error.FFmpegError:
+        return None
+    return decoded[0] if decoded else None
 
 
 def _check_not_truncated(path: Path, container, stream, n_frames: int, fps: float) -> None:
@@ -273,6 +288,8 @@ def _decode_run(
             for frame in packet.decode():
                 counted += 1
                 frame_index = counted if not seek else _presentation_index(index, frame)
+                if frame_index < 0:
+                    return pending, True  # a frame time not in the packet index: count from the start instead
                 if frame_index < pending[0]:
                     continue
                 if frame_index > pending[0]:
@@ -295,9 +312,11 @@ def _decode_run(
 
 
 def _presentation_index(index: _StreamIndex, frame) -> int:
+    """Position of a decoded frame's time among the packets' times, or -1 if it is not one of them."""
     if frame.pts is None:
         return -1
-    return int(np.searchsorted(index.pts, frame.pts))
+    position = int(np.searchsorted(index.pts, frame.pts))
+    return position if position < len(index.pts) and index.pts[position] == frame.pts else -1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -380,7 +399,10 @@ def _read(
             path, f"rotated by {info.rotation_deg} degrees (display matrix); decord cannot decode it correctly, "
             "re-encode it with the rotation applied"
         )
-    size = sampling.target_size(info.width, info.height, max_side=max_side, max_pixels=max_pixels)
+    try:
+        size = sampling.target_size(info.width, info.height, max_side=max_side, max_pixels=max_pixels)
+    except ValueError as err:
+        raise VideoError(path, str(err)) from err
     references = _reference_fingerprints(path, index, sorted(set(indices)))
     frames, starts = _decode(path, index, indices, size)
     _check_same_pictures(path, info, indices, frames, references)

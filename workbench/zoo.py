@@ -22,7 +22,7 @@ def survey(models: list[str], quantizations: list[str], source: str = "tiny", dt
     from tqdm.auto import tqdm
 
     from workbench.models import GenerationSettings, LoadSettings, get, load
-    from workbench.weights import count_weights, weight_bytes
+    from workbench.weights import count_weights, meta_model, weight_bytes
 
     rows: list[dict[str, Any]] = []
     configs = [(m, q) for m in models for q in quantizations]
@@ -38,7 +38,8 @@ def survey(models: list[str], quantizations: list[str], source: str = "tiny", dt
             report = loaded.report.to_dict()
             report["unquantized_modules"] = "; ".join(report["unquantized_modules"])
             row.update(report, status="ok", error="")
-            counts = count_weights(loaded.model, adapter.skip_modules)
+            # counted on the unquantized architecture: a loaded 4-bit layer holds packed shapes
+            counts = count_weights(meta_model(adapter, loaded.model.config, dtype), adapter.skip_modules)
             row["predicted_weight_bytes"] = weight_bytes(counts, quantization, dtype)
             if frames is not None:
                 record = loaded.describe(frames, timestamps_s,

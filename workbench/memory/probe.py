@@ -367,7 +367,8 @@ def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
                              frames=config.frames, height=config.height, width=config.width,
                              max_pixels=config.max_pixels, max_new_tokens=config.max_new_tokens,
                              text_tokens=text_tokens or None, double_quant=config.double_quant,
-                             config_overrides=config.config_overrides)
+                             device=result.get("device") or _requested_device(config),
+                             config_overrides=config.config_overrides or None)
     except Exception as err:  # a missing family table must not lose a measurement
         result["prediction_error"] = f"{type(err).__name__}: {err}"
         return
@@ -375,6 +376,17 @@ def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
     result["predicted_peak_bytes"] = prediction.peak_bytes
     if result.get("status") == "ok" and result.get("peak_bytes"):
         result["error_pct"] = 100.0 * (prediction.peak_bytes - result["peak_bytes"]) / result["peak_bytes"]
+
+
+def _requested_device(config: ProbeConfig) -> str:
+    if config.device != "auto":
+        return config.device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover
+        return "cpu"
 
 
 # ---- the parent side: one fresh process per configuration ----------------------------------------------
@@ -393,6 +405,10 @@ def run_probe(config: ProbeConfig | dict[str, Any], timeout_s: float | None = No
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(paths.REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if env.pop("PYTHONDONTWRITEBYTECODE", None) and "PYTHONPYCACHEPREFIX" not in env:
+        # Each probe is a fresh interpreter: without cached bytecode it recompiles torch and transformers
+        # (~10 s). Keep the bytecode under the cache dir so the checkout itself stays clean.
+        env["PYTHONPYCACHEPREFIX"] = str(paths.cache_dir() / "pycache")
     with tempfile.TemporaryDirectory(prefix="wb-probe-") as tmp:
         config_file = Path(tmp) / "config.json"
         out_file = Path(tmp) / "result.json"

@@ -53,13 +53,17 @@ class LiveTensorTracker(_DispatchModeBase):
     operator, so memory an operator allocates and frees internally is not seen.
     """
 
-    def __init__(self, budget_bytes: int | None = None) -> None:
+    def __init__(self, budget_bytes: int | None = None, record_origin: bool = False) -> None:
         super().__init__()
         self.budget_bytes = budget_bytes
         self.live_bytes = 0
         self.peak_bytes = 0
         self.phase = "untracked"
-        self._storages: dict[int, list[Any]] = {}  # id(storage) -> [weakref, nbytes]
+        self._storages: dict[int, list[Any]] = {}  # id(storage) -> [weakref, nbytes, origin]
+        # Debugging aid: remember which op made each storage, and what was live at each phase's peak.
+        self.record_origin = record_origin
+        self._op = "adopted"
+        self.peak_snapshots: dict[str, list[tuple[str, int]]] = {}
 
     # ---- bookkeeping -------------------------------------------------------------------------------
     def _forget(self, key: int) -> None:
@@ -85,7 +89,8 @@ class LiveTensorTracker(_DispatchModeBase):
                 return
             self._forget(key)  # a dead storage's id was reused before its callback ran
         ref = weakref.ref(storage, lambda _ref, key=key: self._forget(key))
-        self._storages[key] = [ref, nbytes]
+        origin = f"{self._op} {tuple(tensor.shape)} {tensor.dtype}" if self.record_origin else ""
+        self._storages[key] = [ref, nbytes, origin]
         self.live_bytes += nbytes
 
     def adopt(self, tensors: Any) -> int:
@@ -111,17 +116,25 @@ class LiveTensorTracker(_DispatchModeBase):
     def n_storages(self) -> int:
         return len(self._storages)
 
+    def live_storages(self) -> list[tuple[str, int]]:
+        """(origin, bytes) of every live storage, largest first (origin is "" unless record_origin)."""
+        return sorted(((entry[2], entry[1]) for entry in self._storages.values()), key=lambda item: -item[1])
+
     # ---- the dispatch hook -------------------------------------------------------------------------
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         import torch
         from torch.utils._pytree import tree_flatten
 
         out = func(*args, **(kwargs or {}))
+        if self.record_origin:
+            self._op = str(func)
         for leaf in tree_flatten(out)[0]:
             if isinstance(leaf, torch.Tensor):
                 self._add_tensor(leaf)
         if self.live_bytes > self.peak_bytes:
             self.peak_bytes = self.live_bytes
+            if self.record_origin:
+                self.peak_snapshots[self.phase] = self.live_storages()
             if self.budget_bytes is not None and self.live_bytes > self.budget_bytes:
                 raise MemoryBudgetExceeded(self.phase, self.live_bytes, self.budget_bytes, str(func))
         return out

@@ -302,7 +302,10 @@ class Blip2Adapter(FamilyAdapter):
     def describe(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None" = None,
                  prompt: str | None = None, generation: GenerationSettings | None = None,
                  mode: Blip2Mode | None = None) -> CaptionRecord:
-        """Caption each frame (batched or one by one) and join the captions with their timestamps."""
+        """Caption each frame (batched or one by one) and join the captions with their timestamps.
+
+        `mode` overrides the class's `blip2_mode`. n_tokens and n_input_tokens are summed over the frames.
+        """
         import torch
 
         generation = generation or GenerationSettings()
@@ -337,7 +340,7 @@ class Blip2Adapter(FamilyAdapter):
         latency = time.perf_counter() - start
         text = join_captions(captions, timestamps_s)
         status = "ok" if any(c for c in captions) else "empty"
-        notes = [f"mode={mode}", f"{n_frames} frames captioned separately as images"]
+        notes = [f"mode={mode}", f"{n_frames} frames captioned separately as images; token counts summed"]
         return CaptionRecord(text, n_tokens, latency, status, None, n_frames, n_input, notes)
 
     def _new_tokens(self, loaded: LoadedModel, output: "torch.Tensor", n_input: int) -> "torch.Tensor":

@@ -156,7 +156,8 @@ class InternVL3Adapter(FamilyAdapter):
         """
         config = self.specs[model_id or self.tiny_spec_id].config
         vision = config["vision_config"]
-        patches = (vision["image_size"][0] // vision["patch_size"][0]) * (vision["image_size"][1] // vision["patch_size"][1])
+        (height_px, width_px), (patch_h, patch_w) = vision["image_size"], vision["patch_size"]
+        patches = (height_px // patch_h) * (width_px // patch_w)
         per_frame = int(patches * config["downsample_ratio"] ** 2)
         vision_seq = patches + 1
         return {
@@ -212,7 +213,10 @@ class InternVL3Adapter(FamilyAdapter):
     # ---- inputs --------------------------------------------------------------------------------------
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
-        """Frames (T,H,W,3 uint8) -> "Frame1: <img><IMG_CONTEXT>x256</img>\\n..." + prompt; pixel_values (T,3,448,448)."""
+        """Frames (T,H,W,3 uint8) -> "Frame1: <img><IMG_CONTEXT>x256</img>\\n..." + prompt.
+
+        pixel_values come back as (T,3,448,448): the processor flattens the video into frames.
+        """
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
         text = loaded.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return loaded.processor(text=text, videos=[frames], do_sample_frames=False, return_tensors="pt")

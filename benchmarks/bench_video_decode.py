@@ -1,0 +1,136 @@
+"""Sampling a few frames with workbench.video versus decoding every frame with decord.
+
+Generates (into the cache) a 60-second 1280x720 25 fps probe video, then measures each way of reading
+it in a fresh subprocess: wall time of the decode itself and the child's peak RSS minus that of a
+child that only imports the same libraries. Medians over --reps repetitions.
+
+Peak RSS is the child's VmHWM (/proc/self/status), not ru_maxrss: on Linux a child's ru_maxrss starts
+at its parent's RSS at spawn (the kernel carries the pre-exec high-water mark over), so it measures
+the parent as much as the child. Both are kept in the JSON. Linux only.
+
+    .venv/bin/python benchmarks/bench_video_decode.py [--reps 3] [--frames 32] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from workbench.units import to_mib
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, decord, av
+from workbench import video
+from workbench.units import KiB  # VmHWM and ru_maxrss are in KiB on Linux
+
+mode, path, n_frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+start = time.perf_counter()
+if mode == "baseline":
+    kept = 0
+elif mode == "sample_uniform":
+    kept = video.sample_uniform(path, n_frames).frames.nbytes
+elif mode == "sample_uniform_448":
+    kept = video.sample_uniform(path, n_frames, max_side=448).frames.nbytes
+elif mode == "decord_get_batch":
+    # The same frames straight from decord, without workbench's PyAV checks: their cost is the gap.
+    from workbench.sampling import uniform_indices
+    reader = decord.VideoReader(path)
+    kept = reader.get_batch(uniform_indices(len(reader), n_frames)).asnumpy().nbytes
+elif mode == "decord_all":
+    # What a first attempt usually looks like: read every frame, keep them, pick later.
+    reader = decord.VideoReader(path)
+    frames = [reader[i].asnumpy() for i in range(len(reader))]
+    kept = sum(frame.nbytes for frame in frames)
+else:
+    raise SystemExit(f"unknown mode {mode}")
+seconds = time.perf_counter() - start
+with open("/proc/self/status") as status:
+    hwm_kib = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+print(json.dumps({"seconds": seconds, "peak_rss_bytes": hwm_kib * KiB, "kept_bytes": kept,
+                  "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB}))
+"""
+
+MODES = {
+    "sample_uniform": "workbench.video.sample_uniform, {n} frames",
+    "sample_uniform_448": "workbench.video.sample_uniform, {n} frames, max_side=448",
+    "decord_get_batch": "decord get_batch, same {n} frames, no checks",
+    "decord_all": "decord, every frame into a list",
+}
+
+
+def run_child(mode: str, path: Path, n_frames: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(path), str(n_frames)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(path: Path, reps: int, n_frames: int) -> dict:
+    baseline = statistics.median(run_child("baseline", path, n_frames)["peak_rss_bytes"] for _ in range(reps))
+    results = {"baseline_peak_rss_bytes": baseline, "modes": {}}
+    for mode in MODES:
+        runs = [run_child(mode, path, n_frames) for _ in range(reps)]
+        results["modes"][mode] = {
+            "seconds": statistics.median(r["seconds"] for r in runs),
+            "peak_rss_over_baseline_bytes": statistics.median(r["peak_rss_bytes"] for r in runs) - baseline,
+            "kept_bytes": runs[0]["kept_bytes"],
+            "runs": runs,
+        }
+    return results
+
+
+def print_table(results: dict, n_frames: int) -> None:
+    modes = results["modes"]
+    naive = modes["decord_all"]
+    baseline = results["baseline_peak_rss_bytes"]
+    print(f"{'method':58} {'time s':>7} {'peak RSS - baseline MiB':>24} {'peak RSS MiB':>13} {'kept MiB':>9}")
+    for mode, label in MODES.items():
+        row = modes[mode]
+        print(
+            f"{label.format(n=n_frames):58} {row['seconds']:7.2f} "
+            f"{to_mib(row['peak_rss_over_baseline_bytes']):24.0f} "
+            f"{to_mib(row['peak_rss_over_baseline_bytes'] + baseline):13.0f} {to_mib(row['kept_bytes']):9.0f}"
+        )
+    sampled = modes["sample_uniform"]
+    print(
+        f"decord_all / sample_uniform: time x{naive['seconds'] / sampled['seconds']:.1f}, "
+        f"peak RSS x{naive['peak_rss_over_baseline_bytes'] / sampled['peak_rss_over_baseline_bytes']:.1f}"
+    )
+    print(f"baseline child (imports only): {to_mib(results['baseline_peak_rss_bytes']):.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per method (median reported)")
+    parser.add_argument("--frames", type=int, default=32, help="frames to sample uniformly")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+
+    # Generated in a child too, so this process stays small while it spawns the measured ones.
+    made = subprocess.run(
+        [sys.executable, "-c", "from workbench.probe_videos import ensure_long_video; print(ensure_long_video())"],
+        capture_output=True, text=True, check=True,
+    )
+    path = Path(made.stdout.strip().splitlines()[-1])
+    print(f"video: {path} ({to_mib(path.stat().st_size):.1f} MiB on disk)")
+    results = measure(path, args.reps, args.frames)
+    results.update(
+        video=str(path), reps=args.reps, frames=args.frames, date=str(date.today()),
+        python=platform.python_version(), machine=platform.machine(), processor=platform.processor(),
+    )
+    print_table(results, args.frames)
+    if args.json:
+        from workbench.atomic import write_json
+
+        write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()

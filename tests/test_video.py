@@ -1,0 +1,341 @@
+"""Decoding: the frames returned are the frames claimed, at the times claimed; bad files fail clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench import video
+from workbench.probe_videos import index_pattern, read_frame_index, write_index_video
+
+
+def shown_indices(frames: video.Frames) -> list[int]:
+    return [read_frame_index(frame) for frame in frames.frames]
+
+
+def assert_consistent(result: video.Frames, fps: float, height: int, width: int) -> None:
+    assert result.frames.dtype == np.uint8
+    assert result.frames.shape == (len(result.indices), height, width, 3)
+    assert result.indices.dtype == np.int64
+    assert result.timestamps_s.dtype == np.float64
+    assert shown_indices(result) == result.indices.tolist()
+    np.testing.assert_allclose(result.timestamps_s, result.indices / fps, atol=1e-6, rtol=0)
+
+
+# ---- probe -----------------------------------------------------------------------------------
+
+
+def test_probe_reports_stream_facts(index_video, index_video_25fps):
+    info = video.probe(index_video)
+    assert (info.n_frames, info.fps, info.duration_s) == (45, 10.0, 4.5)
+    assert (info.width, info.height, info.rotation_deg, info.codec) == (160, 120, 0, "h264")
+    assert info.path == index_video
+    info = video.probe(index_video_25fps)
+    assert (info.n_frames, info.fps, info.duration_s, info.width, info.height) == (100, 25.0, 4.0, 192, 144)
+
+
+# ---- correct frames, times and shapes --------------------------------------------------------
+
+
+def test_uniform_returns_the_frames_it_names(index_video):
+    result = video.sample_uniform(index_video, 5)
+    assert result.indices.tolist() == [4, 13, 22, 31, 40]
+    assert_consistent(result, 10.0, 120, 160)
+    assert result.window_ids is None and result.windows is None
+
+
+def test_uniform_25fps_crosses_keyframes(index_video_25fps):
+    result = video.sample_uniform(index_video_25fps, 9)
+    assert result.indices.tolist() == [5, 16, 27, 38, 50, 61, 72, 83, 94]
+    assert_consistent(result, 25.0, 144, 192)
+
+
+def test_fps_mode_with_cap_and_span(index_video, index_video_25fps):
+    result = video.sample_fps(index_video, 2.0)
+    assert result.indices.tolist() == [0, 5, 10, 15, 20, 25, 30, 35, 40]
+    assert_consistent(result, 10.0, 120, 160)
+
+    result = video.sample_fps(index_video_25fps, 5.0, max_frames=4, start_s=1.0, end_s=3.0)
+    assert result.indices.tolist() == [30, 40, 55, 65]
+    assert_consistent(result, 25.0, 144, 192)
+
+
+def test_fps_at_native_rate_returns_every_frame(index_video_25fps):
+    result = video.sample_fps(index_video_25fps, 25.0)
+    assert result.indices.tolist() == list(range(100))
+    assert_consistent(result, 25.0, 144, 192)
+
+
+def test_windows_mode_keeps_partial_last_window(index_video):
+    result = video.sample_windows(index_video, window_s=1.0, frames_per_window=2)
+    assert result.indices.tolist() == [2, 7, 12, 17, 22, 27, 32, 37, 41, 43]
+    assert result.window_ids.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert result.windows == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 4.5)]
+    assert_consistent(result, 10.0, 120, 160)
+    records = result.to_records()
+    assert records[-1] == {
+        "index": 43, "timestamp_s": pytest.approx(4.3, abs=1e-6), "window": 4,
+        "window_start_s": 4.0, "window_end_s": 4.5,
+    }
+
+
+def test_dispatcher_matches_direct_calls(index_video):
+    assert video.sample(index_video, "uniform", n=3).indices.tolist() == [7, 22, 37]
+    assert video.sample(index_video, "fps", fps=1.0, max_frames=2).indices.tolist() == [10, 30]
+    assert video.sample(index_video, "windows", window_s=2.0).indices.tolist() == [10, 30, 42]
+    with pytest.raises(ValueError, match="unknown sampling mode 'frames'; choose one of uniform, fps, windows"):
+        video.sample(index_video, "frames", n=3)
+
+
+def test_records_without_windows(index_video):
+    records = video.sample_uniform(index_video, 2).to_records()
+    assert [r["index"] for r in records] == [11, 33]
+    assert set(records[0]) == {"index", "timestamp_s"}
+
+
+@pytest.mark.parametrize(
+    ("limits", "height", "width"),
+    [({"max_side": 64}, 48, 64), ({"max_pixels": 3000}, 46, 62), ({"max_side": 1000}, 144, 192)],
+)
+def test_decoder_resizes(index_video_25fps, limits, height, width):
+    result = video.sample_uniform(index_video_25fps, 6, **limits)
+    assert_consistent(result, 25.0, height, width)
+
+
+def test_rotation_180_is_returned_upright(tmp_path):
+    import av
+
+    path = tmp_path / "upside_down.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(180)
+        for i in range(12):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, (64, 48)), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert video.probe(path).rotation_deg == 180
+    result = video.sample_uniform(path, 3)
+    assert [read_frame_index(np.rot90(frame, 2)) for frame in result.frames] == result.indices.tolist()
+
+
+# ---- memory ----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc (Linux)")
+def test_memory_grows_with_frames_asked_for_not_video_length(tmp_path):
+    """200 frames of 640x480 are 176 MiB decoded; asking for 4 must stay far below that.
+
+    Uses the child's VmHWM, not ru_maxrss: a child's ru_maxrss starts at this (large) pytest
+    process's RSS, which would hide any growth below it.
+    """
+    path = write_index_video(tmp_path / "long.mp4", 200, 25, size=(640, 480))
+    child = textwrap.dedent(
+        """
+        import sys
+        from workbench import video
+
+        def peak_kib():
+            with open("/proc/self/status") as status:
+                return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+        video.probe(sys.argv[1])
+        before = peak_kib()
+        frames = video.sample_uniform(sys.argv[1], int(sys.argv[2]))
+        print(peak_kib() - before, frames.frames.nbytes)
+        """
+    )
+
+    def growth(n_frames: int) -> tuple[int, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", child, str(path), str(n_frames)], capture_output=True, text=True, check=True
+        )
+        grown_kib, frame_bytes = map(int, out.stdout.split())
+        return grown_kib * 1024, frame_bytes
+
+    few_bytes, few_frame_bytes = growth(4)
+    assert few_frame_bytes == 4 * 480 * 640 * 3
+    assert few_bytes < 48 * 2**20, f"sampling 4 frames grew peak RSS by {few_bytes / 2**20:.0f} MiB"
+    # The measurement can see growth: asking for every frame costs at least the frames themselves.
+    all_bytes, all_frame_bytes = growth(200)
+    assert all_bytes >= all_frame_bytes > 170 * 2**20
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+
+def _write_audio_only(path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        for k in range(8):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, k * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _write_empty_video_stream(path: Path) -> None:
+    """A Matroska file whose video stream exists but holds no frames (audio keeps the file valid)."""
+    import av
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        for k in range(4):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, k * 1024
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in [*audio.encode(), *stream.encode()]:
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, index_video) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("bad_videos")
+    data = index_video.read_bytes()
+    rng = np.random.default_rng(0)
+    files = {
+        "missing": directory / "missing.mp4",
+        "directory": directory / "folder.mp4",
+        "empty": directory / "empty.mp4",
+        "text": directory / "notes.mp4",
+        "random": directory / "noise.mp4",
+        "audio_only": directory / "audio_only.mp4",
+        "no_frames": directory / "no_frames.mkv",
+        "truncated": directory / "truncated.mp4",
+        "corrupt": directory / "corrupt.mp4",
+    }
+    files["directory"].mkdir()
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is a shopping list, not a video\n" * 20)
+    files["random"].write_bytes(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    _write_audio_only(files["audio_only"])
+    _write_empty_video_stream(files["no_frames"])
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    damaged = bytearray(data)
+    middle, length = len(data) // 2, len(data) // 10
+    damaged[middle : middle + length] = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+    files["corrupt"].write_bytes(bytes(damaged))
+    return files
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("missing", "file not found"),
+        ("directory", "is a directory"),
+        ("empty", "file is empty"),
+        ("text", "not a readable video file"),
+        ("random", "not a readable video file"),
+        ("audio_only", "contains no video stream"),
+        ("no_frames", "video stream has no frames"),
+        ("truncated", "truncated: the container declares 45 frames but only"),
+    ],
+)
+def test_bad_files_raise_video_error_naming_file_and_problem(bad_files, name, problem):
+    path = bad_files[name]
+    for call in (video.probe, lambda p: video.sample_uniform(p, 4), lambda p: video.sample_fps(p, 10.0)):
+        with pytest.raises(video.VideoError) as caught:
+            call(path)
+        assert str(path) in str(caught.value)
+        assert problem in str(caught.value)
+
+
+def test_corrupt_stream_is_an_error_not_garbage(bad_files):
+    path = bad_files["corrupt"]
+    assert video.probe(path).n_frames == 45  # the container is intact; the pictures are not
+    with pytest.raises(video.VideoError, match="corrupt video stream: decoding fails near frame") as caught:
+        video.sample_fps(path, 10.0)
+    assert str(path) in str(caught.value)
+
+
+def test_damaged_files_never_kill_the_interpreter(bad_files):
+    """Run the damaged inputs in a child so a crash in native code would show as a signal, not a dead run."""
+    child = textwrap.dedent(
+        """
+        import sys
+        from workbench import video
+        for path in sys.argv[1:]:
+            for call in (lambda: video.sample_uniform(path, 4), lambda: video.sample_fps(path, 10.0)):
+                try:
+                    call()
+                    print("returned", path)
+                except video.VideoError:
+                    print("VideoError", path)
+        """
+    )
+    paths = [str(bad_files[name]) for name in ("truncated", "corrupt", "random", "no_frames", "text")]
+    out = subprocess.run([sys.executable, "-c", child, *paths], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split().count("VideoError") == 2 * len(paths)
+
+
+@pytest.mark.parametrize(
+    ("call", "problem"),
+    [
+        (lambda p: video.sample_uniform(p, 0), "number of frames to sample must be positive, got 0"),
+        (lambda p: video.sample_uniform(p, -3), "must be positive, got -3"),
+        (lambda p: video.sample_uniform(p, 46), "cannot sample 46 distinct frames from a clip of 45 frames"),
+        (lambda p: video.sample_fps(p, 0.0), "target fps must be positive"),
+        (lambda p: video.sample_fps(p, -2.0), "target fps must be positive"),
+        (lambda p: video.sample_fps(p, 30.0), "target fps 30.0 is above the video's native 10.0 fps"),
+        (lambda p: video.sample_fps(p, 1.0, max_frames=0), "max_frames must be positive"),
+        (lambda p: video.sample_windows(p, window_s=0.0), "window_s must be positive"),
+        (lambda p: video.sample_windows(p, frames_per_window=0), "frames_per_window must be positive"),
+        (lambda p: video.sample_windows(p, end_s=6.0), "end_s=6.0 is beyond the video's end (4.5 s)"),
+        (lambda p: video.sample_windows(p, start_s=5.0), "start_s=5.0 is at or beyond the video's end"),
+        (lambda p: video.sample_uniform(p, 2, max_side=1), "max_side must be at least 2"),
+    ],
+)
+def test_bad_arguments_raise_video_error(index_video, call, problem):
+    with pytest.raises(video.VideoError) as caught:
+        call(index_video)
+    assert str(index_video) in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_rotation_90_is_refused(tmp_path):
+    import av
+
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(90)
+        for i in range(5):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, (64, 48)), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert video.probe(path).rotation_deg == 90
+    with pytest.raises(video.VideoError, match="rotated by 90 degrees"):
+        video.sample_uniform(path, 2)
+
+
+def test_wrong_frames_from_decord_are_caught(tmp_path):
+    """decord mis-seeks in MPEG-TS and returns other frames than asked; that must not pass silently."""
+    import av
+
+    path = tmp_path / "broadcast.ts"
+    with av.open(str(path), "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=10, options={"g": "20", "bf": "2"})
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(45):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, (160, 120)), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with pytest.raises(video.VideoError, match="decord returned different pictures than the file holds"):
+        video.sample_uniform(path, 5)

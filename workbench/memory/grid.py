@@ -1,0 +1,207 @@
+"""Grids of configurations: predicted for all of them, measured (one fresh process each) where asked.
+
+Tables are tidy (one row per configuration, or per configuration x phase / component) so the notebook only
+plots and saves them.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable
+
+from workbench.memory.probe import ProbeConfig, run_probe
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from workbench.memory.predictor import Prediction
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1920x1080' (width x height) -> (height, width).
+
+    >>> parse_size("1920x1080")
+    (1080, 1920)
+    """
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"frame size {text!r} is not WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(match.group(2)), int(match.group(1))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The parameter grid of notebook 02; `configurations()` expands it (max_pixels 0 = no cap)."""
+
+    model: str
+    source: str = "random"
+    frames: tuple[int, ...] = (8,)
+    frame_sizes: tuple[str, ...] = ("1920x1080",)
+    max_pixels: tuple[int, ...] = (0,)
+    quantizations: tuple[str, ...] = ("none",)
+    attn_implementations: tuple[str, ...] = ("sdpa",)
+    dtype: str = "bfloat16"
+    max_new_tokens: int = 16
+    config_overrides: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+
+    def configurations(self) -> list[ProbeConfig]:
+        configs = []
+        for size in self.frame_sizes:
+            height, width = parse_size(size)
+            for cap in self.max_pixels:
+                for quantization in self.quantizations:
+                    for attn in self.attn_implementations:
+                        for n_frames in self.frames:
+                            configs.append(ProbeConfig(
+                                model=self.model, source=self.source, quantization=quantization,
+                                attn_implementation=attn, dtype=self.dtype, frames=n_frames, height=height,
+                                width=width, max_pixels=cap or None, max_new_tokens=self.max_new_tokens,
+                                config_overrides=dict(self.config_overrides), seed=self.seed))
+        return configs
+
+
+def config_label(config: ProbeConfig | dict[str, Any]) -> str:
+    """Short label of a configuration's non-frame settings, e.g. '8bit/eager/1920x1080/cap 602112'."""
+    c = config if isinstance(config, dict) else config.as_dict()
+    cap = f"cap {c['max_pixels']}" if c.get("max_pixels") else "no cap"
+    return f"{c['quantization']}/{c['attn_implementation']}/{c['width']}x{c['height']}/{cap}"
+
+
+def predict_config(config: ProbeConfig, device: str = "cuda", text_tokens: int | None = None,
+                   vision_attention_scope: str = "segment") -> "Prediction":
+    from workbench.memory.predictor import predict
+
+    return predict(config.model, source=config.source, quantization=config.quantization,
+                   attn_implementation=config.attn_implementation, dtype=config.dtype, frames=config.frames,
+                   height=config.height, width=config.width, max_pixels=config.max_pixels,
+                   max_new_tokens=config.max_new_tokens, text_tokens=text_tokens,
+                   double_quant=config.double_quant, device=device,
+                   vision_attention_scope=vision_attention_scope,
+                   config_overrides=config.config_overrides or None)
+
+
+def _config_columns(config: ProbeConfig | dict[str, Any]) -> dict[str, Any]:
+    c = config if isinstance(config, dict) else config.as_dict()
+    return {"model_id": c["model"], "source": c["source"], "quantization": c["quantization"],
+            "attn_implementation": c["attn_implementation"], "dtype": c["dtype"], "frames": c["frames"],
+            "frame_size": f"{c['width']}x{c['height']}", "max_pixels": c.get("max_pixels") or 0,
+            "config": config_label(c)}
+
+
+def prediction_row(config: ProbeConfig, prediction: "Prediction") -> dict[str, Any]:
+    """One tidy row: configuration, tokens, predicted peak, its phase and dominant component."""
+    return {**_config_columns(config), "mode": "predicted", "status": "predicted",
+            "frames_used": prediction.tokens["frames_used"], "visual_tokens": prediction.tokens["visual_tokens"],
+            "encoder_seq_len": prediction.tokens["encoder_seq_len"],
+            "segment_len": prediction.tokens["segment_len"], "text_tokens": prediction.tokens["text_tokens"],
+            "predicted_peak_bytes": prediction.peak_bytes, "predicted_phase": prediction.peak_phase,
+            "dominant": prediction.dominant, "weights_bytes": prediction.weights_bytes,
+            "kv_cache_bytes": prediction.kv_cache_bytes, "device": prediction.device}
+
+
+def predict_grid(configs: Iterable[ProbeConfig], device: str = "cuda", vision_attention_scope: str = "segment"
+                 ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(one row per configuration, one row per configuration x component of its peak phase)."""
+    import pandas as pd
+
+    rows, parts = [], []
+    for config in configs:
+        prediction = predict_config(config, device, vision_attention_scope=vision_attention_scope)
+        row = prediction_row(config, prediction)
+        row["vision_attention_scope"] = vision_attention_scope
+        rows.append(row)
+        for component, value in prediction.breakdown.items():
+            parts.append({**_config_columns(config), "component": component, "bytes": value,
+                          "phase": prediction.peak_phase, "vision_attention_scope": vision_attention_scope})
+    return pd.DataFrame(rows), pd.DataFrame(parts)
+
+
+def run_grid(configs: list[ProbeConfig], parallel: int = 1, timeout_s: float | None = None,
+             threads: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Measure each configuration in its own fresh process, `parallel` at a time (CPU), in order."""
+    from tqdm.auto import tqdm
+
+    if threads is not None:
+        configs = [c.replace(threads=threads) for c in configs]
+    prepare_sources(configs)
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        futures = [pool.submit(run_probe, config, timeout_s) for config in configs]
+        return [f.result() for f in tqdm(futures, desc="probes", disable=not progress)]
+
+
+def prepare_sources(configs: Iterable[ProbeConfig]) -> None:
+    """Fabricate the tiny twins (and processors for `random`) once, before parallel probes race to do it."""
+    from workbench.models import get
+
+    for model_id in sorted({c.model for c in configs if c.source in ("tiny", "random")}):
+        get(model_id)[0].ensure_tiny()
+
+
+def measured_table(results: list[dict[str, Any]]) -> "pd.DataFrame":
+    """One row per measured configuration: status, measured and predicted peaks, error, tokens."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        prediction = result.get("prediction") or {}
+        tokens = result.get("tokens") or {}
+        rows.append({
+            **_config_columns(result["config"]), "mode": "measured", "status": result["status"],
+            "phase": result.get("phase"), "error": result.get("error"), "device": result.get("device"),
+            "memory_kind": result.get("memory_kind"), "peak_bytes": result.get("peak_bytes"),
+            "reserved_peak_bytes": result.get("reserved_peak_bytes"), "weights_bytes": result.get("weights_bytes"),
+            "kv_cache_bytes": result.get("kv_cache_bytes"), "inputs_bytes": result.get("inputs_bytes"),
+            "predicted_peak_bytes": result.get("predicted_peak_bytes"), "error_pct": result.get("error_pct"),
+            "predicted_phase": prediction.get("peak_phase"), "dominant": prediction.get("dominant"),
+            "frames_used": tokens.get("frames_used"), "visual_tokens": tokens.get("visual_tokens"),
+            "encoder_seq_len": tokens.get("encoder_seq_len"), "text_tokens": tokens.get("text_tokens"),
+            "generated_tokens": tokens.get("generated_tokens"), "wall_seconds": result.get("wall_seconds"),
+        })
+    return pd.DataFrame(rows)
+
+
+def phase_table(results: list[dict[str, Any]]) -> "pd.DataFrame":
+    """One row per measured configuration x phase: measured and predicted peak, seconds."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        predicted = (result.get("prediction") or {}).get("phase_peaks", {})
+        for phase in result.get("phases", []):
+            rows.append({**_config_columns(result["config"]), "phase": phase["phase"],
+                         "peak_bytes": phase["peak_bytes"], "reserved_peak_bytes": phase["reserved_peak_bytes"],
+                         "predicted_peak_bytes": predicted.get(phase["phase"]), "seconds": phase["seconds"]})
+    return pd.DataFrame(rows)
+
+
+def dominant_summary(predicted: "pd.DataFrame") -> "pd.DataFrame":
+    """How often each component is the largest non-weight part of the peak, by configuration group."""
+    return (predicted.groupby(["config", "dominant"]).size().rename("configurations").reset_index()
+            .sort_values(["config", "configurations"], ascending=[True, False]))
+
+
+def fits_table(predicted: "pd.DataFrame", budgets_gib: dict[str, float], min_frames: dict[str, int]
+               ) -> "pd.DataFrame":
+    """For each configuration group and budget: the most frames that fit, and whether >= the required count.
+
+    `budgets_gib` names budgets ({"44.5 GiB": 44.5}); `min_frames` the frames each must reach.
+    """
+    import pandas as pd
+
+    from workbench.units import from_gib
+
+    rows = []
+    for config, group in predicted.groupby("config", sort=False):
+        group = group.sort_values("frames")
+        for name, gib in budgets_gib.items():
+            fitting = group[group["predicted_peak_bytes"] <= from_gib(gib)]["frames"]
+            most = int(fitting.max()) if not fitting.empty else 0
+            rows.append({"config": config, "quantization": group["quantization"].iloc[0],
+                         "attn_implementation": group["attn_implementation"].iloc[0],
+                         "max_pixels": group["max_pixels"].iloc[0], "budget": name, "budget_gib": gib,
+                         "max_frames_that_fit": most, "required_frames": min_frames[name],
+                         "fits_required": most >= min_frames[name]})
+    return pd.DataFrame(rows)

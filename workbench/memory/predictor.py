@@ -1,0 +1,520 @@
+"""Analytic memory prediction per phase and component, from the architecture numbers alone.
+
+No weights, no GPU, no model built per configuration: `architecture(model_id, source)` reads the family's
+embedded config once (weights from workbench/weights.py on the meta device), caches it in memory and on
+disk, and `predict(...)` is then arithmetic, so hundreds of configurations take well under a second.
+
+What is counted (bytes; `dt` = bytes of the compute dtype; L = vision-encoder sequence length over the whole
+clip, Ls = one attention segment of it, S = LLM prompt tokens, D / H = vision / LLM widths, I = LLM MLP width):
+
+    load        weights (+ one Linear in dt while bitsandbytes quantizes it, on CUDA)
+    vision      weights + inputs + 2·L·D·dt hidden states + the largest block transient:
+                  rotary  (3·dt + 24)·L·D   Qwen ViTs rotate q and k in fp32
+                  eager   heads·Ls²·(2·dt + 4) per segment in flight (scores, fp32 softmax, cast back)
+                          + 5·dt·L·D (qkv, rotated q and k); sdpa / flash attention: no Ls² term
+                  mlp     copies·L·mlp_hidden·dt (3 for quick_gelu and SwiGLU, 2 for a fused GELU)
+    prefill     weights + inputs + retained vision outputs (L·D + 2·S_vis·H)·dt + 3·S·H·dt
+                + KV cache(S) + rotary tables + the largest of
+                  eager attention  heads·S²·(2·dt + 4) + S²·dt causal mask + q and repeated k, v
+                  mlp              copies·S·I·dt + S·H·dt
+                  quantization     bitsandbytes transients (below)
+                (transformers 5.x generate() asks for the last position's logits only in prefill)
+    generation  weights + inputs + retained vision outputs + KV cache(S + new tokens) + logits
+
+Segments: transformers 5.x splits Qwen vision attention per frame pair (cu_seqlens), so eager scores are
+heads·(h·w)² at a time; transformers 4.x built one [heads, L, L] over all frames with a [1, L, L] mask
+(MODEL_NOTES) — `vision_attention_scope="clip"` predicts that older behaviour. Per-frame ViTs (CLIP,
+SigLIP, EVA, InternViT) batch the frames, so all their [frames, heads, seq, seq] scores coexist.
+
+bitsandbytes transients (largest quantized Linear, out x in = n weights):
+    CUDA 8-bit  int32 accumulator S·out·4 + fp16 and int8 copies of the input S·in·3
+    CUDA 4-bit  the weight dequantized to dt (n·dt) for every prefill matmul
+    CPU 8-bit   fp16 and int8 copies of the input S·in·3 (the int8 kernel's own buffers are not visible)
+    CPU 4-bit   the one-time repack of each weight to the CPU kernel's layout on its first call (7·n)
+
+The numbers of each term were read off the live-tensor tracker on a mid-size Qwen2-VL (docs/memory.md); other
+families reuse the same terms with their own geometry (table `VISION_ARCH` and `visual_geometry`), so their
+predictions are estimates of the same quality only where their code follows the same pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Literal
+
+from workbench.weights import DTYPE_BYTES, WeightCounts, weight_bytes
+
+DEFAULT_TEXT_TOKENS = 64  # chat template + a one-sentence prompt with the real tokenizers (~40-70 tokens)
+PredictDevice = Literal["cuda", "cpu"]
+Scope = Literal["segment", "clip"]
+COMPONENTS = (
+    "weights", "load_staging", "inputs", "vision_activations", "vision_rotary", "vision_attention",
+    "vision_mlp", "vision_outputs", "llm_activations", "llm_attention", "llm_mlp", "quantization",
+    "kv_cache", "logits",
+)
+PHASES = ("load", "vision", "prefill", "generation")
+
+
+# ---- architecture numbers, once per model ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VisionArch:
+    width: int
+    layers: int
+    heads: int
+    mlp_hidden: int
+    mlp_copies: int  # MLP-width activations alive at the MLP's peak
+    rotary_fp32: bool  # q and k rotated in fp32 (Qwen ViTs)
+    batched_frames: bool  # frames are a batch (all [frames, heads, seq, seq] scores at once)
+    all_hidden_states: bool  # the tower keeps every layer's output (LLaVA's vision_feature_layer)
+
+
+@dataclass(frozen=True)
+class TextArch:
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    mlp_copies: int
+    encoder_decoder: bool = False
+
+
+@dataclass(frozen=True)
+class Architecture:
+    model_id: str
+    family: str
+    source_kind: str  # tiny | embedded (random, hub id) | path
+    text: TextArch
+    vision: VisionArch
+    weights: WeightCounts
+    largest_quantized: tuple[int, int]  # (out_features, in_features) of the largest quantized Linear
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "family": self.family, "source_kind": self.source_kind,
+                "text": asdict(self.text), "vision": asdict(self.vision), "weights": self.weights.as_dict(),
+                "largest_quantized": list(self.largest_quantized)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Architecture":
+        return cls(data["model_id"], data["family"], data["source_kind"], TextArch(**data["text"]),
+                   VisionArch(**data["vision"]), WeightCounts(**data["weights"]),
+                   tuple(data["largest_quantized"]))
+
+
+def _qwen2_vision(v: Any) -> VisionArch:
+    return VisionArch(v.embed_dim, v.depth, v.num_heads, int(v.embed_dim * v.mlp_ratio), 3, True, False, False)
+
+
+def _qwen25_vision(v: Any) -> VisionArch:  # SwiGLU MLP: act, up and their product
+    return VisionArch(v.hidden_size, v.depth, v.num_heads, v.intermediate_size, 3, True, False, False)
+
+
+def _qwen3_vision(v: Any) -> VisionArch:  # fc1 -> fused gelu_pytorch_tanh -> fc2
+    return VisionArch(v.hidden_size, v.depth, v.num_heads, v.intermediate_size, 2, True, False, False)
+
+
+def _vit(copies: int, all_hidden_states: bool = False) -> Callable[[Any], VisionArch]:
+    def build(v: Any) -> VisionArch:
+        return VisionArch(v.hidden_size, v.num_hidden_layers, v.num_attention_heads, v.intermediate_size,
+                          copies, False, True, all_hidden_states)
+    return build
+
+
+# Family-specific geometry of the vision tower. CLIP's quick_gelu keeps 3 MLP-width tensors (fc1, 1.702x,
+# sigmoid); SigLIP / EVA / InternViT use one fused GELU (2). LLaVA towers are called with
+# output_hidden_states=True, so every layer's output is alive until the features are selected.
+VISION_ARCH: dict[str, Callable[[Any], VisionArch]] = {
+    "qwen2_vl": _qwen2_vision,
+    "qwen2_5_vl": _qwen25_vision,
+    "qwen3_vl": _qwen3_vision,
+    "video_llava": _vit(3, all_hidden_states=True),
+    "llava_next_video": _vit(3, all_hidden_states=True),
+    "llava_onevision": _vit(2, all_hidden_states=True),
+    "smolvlm2": _vit(2),
+    "internvl3": _vit(2),
+    "blip2": _vit(2),
+    "instructblip_video": _vit(2),
+}
+
+
+def _text_arch(t: Any) -> TextArch:
+    hidden = int(t.hidden_size)
+    heads = int(t.num_attention_heads)
+    kv_heads = int(getattr(t, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(t, "head_dim", None) or getattr(t, "d_kv", None) or hidden // heads)
+    intermediate = int(getattr(t, "intermediate_size", None) or getattr(t, "ffn_dim", None)
+                       or getattr(t, "d_ff", None) or 4 * hidden)
+    model_type = getattr(t, "model_type", "")
+    gated = model_type != "opt" and not (model_type == "t5" and "gated" not in getattr(t, "feed_forward_proj", ""))
+    return TextArch(hidden, int(t.num_hidden_layers), heads, kv_heads, head_dim, intermediate,
+                    int(t.vocab_size), 3 if gated else 2, bool(getattr(t, "is_encoder_decoder", False)))
+
+
+def _source_kind(source: str) -> str:
+    from pathlib import Path
+
+    if source == "tiny":
+        return "tiny"
+    return "path" if Path(source).exists() else "embedded"
+
+
+def model_config(model_id: str, source: str = "random", config_overrides: dict[str, Any] | None = None) -> Any:
+    """The architecture's config object: the tiny twin's, a local folder's, or the embedded real one."""
+    import dataclasses
+
+    from workbench.models import get
+    from workbench.memory.probe import merge_config
+
+    adapter, spec = get(model_id)
+    kind = _source_kind(source)
+    if kind == "tiny":
+        if config_overrides:
+            raise ValueError("config_overrides apply to the embedded architecture (source 'random')")
+        return adapter.tiny_config()
+    if kind == "path":
+        return adapter.config_cls().from_pretrained(source)
+    if config_overrides:
+        spec = dataclasses.replace(spec, config=merge_config(spec.config, config_overrides))
+    return adapter.real_config(spec)
+
+
+def _cache_key(model_id: str, kind: str, overrides: dict[str, Any], source: str) -> str:
+    """Changes with the model, the overrides, the family file and the transformers version."""
+    from importlib import metadata
+
+    from workbench.models import get
+
+    adapter, _spec = get(model_id)
+    family_file = inspect.getsourcefile(type(adapter)) or ""
+    payload = json.dumps({
+        "model": model_id, "kind": kind, "source": source if kind == "path" else kind, "overrides": overrides,
+        "transformers": metadata.version("transformers"),
+        "family_file": hashlib.sha256(open(family_file, "rb").read()).hexdigest() if family_file else "",
+        "schema": 2,
+    }, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=64)
+def _architecture_cached(model_id: str, source: str, overrides_json: str) -> Architecture:
+    from workbench import atomic, paths
+    from workbench.models import get
+
+    overrides = json.loads(overrides_json)
+    canonical = get(model_id)[1].model_id
+    kind = _source_kind(source)
+    cache_file = paths.cache_dir() / "memory" / f"arch-{canonical}-{_cache_key(canonical, kind, overrides, source)}.json"
+    if cache_file.exists():
+        try:
+            return Architecture.from_dict(json.loads(cache_file.read_text()))
+        except (KeyError, TypeError, ValueError):
+            pass  # a stale format: rebuild below
+    arch = _build_architecture(canonical, source, overrides)
+    try:
+        atomic.write_json(cache_file, arch.as_dict())
+    except OSError:  # a read-only cache only costs speed
+        pass
+    return arch
+
+
+def _build_architecture(model_id: str, source: str, overrides: dict[str, Any]) -> Architecture:
+    import torch
+    from transformers.quantizers.quantizers_utils import should_convert_module
+
+    from workbench.models import get
+    from workbench.weights import count_weights, meta_model
+
+    adapter, _spec = get(model_id)
+    config = model_config(model_id, source, overrides or None)
+    model = meta_model(adapter, config)
+    counts = count_weights(model, adapter.skip_modules)
+    patterns = list(adapter.skip_modules) + list(getattr(model, "_keep_in_fp32_modules", None) or [])
+    largest = (0, 0)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and should_convert_module(name, patterns):
+            if module.out_features * module.in_features > largest[0] * largest[1]:
+                largest = (module.out_features, module.in_features)
+    if adapter.family not in VISION_ARCH:
+        raise KeyError(f"no vision geometry for family {adapter.family!r}; add it to VISION_ARCH")
+    return Architecture(model_id, adapter.family, _source_kind(source), _text_arch(config.get_text_config()),
+                        VISION_ARCH[adapter.family](config.vision_config), counts, largest)
+
+
+def architecture(model_id: str, source: str = "random", config_overrides: dict[str, Any] | None = None
+                 ) -> Architecture:
+    """Architecture numbers of a model (cached in memory and under the cache dir; no weights)."""
+    return _architecture_cached(model_id, source, json.dumps(config_overrides or {}, sort_keys=True))
+
+
+# ---- visual geometry, per configuration -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VisualGeometry:
+    frames_used: int
+    llm_tokens: int  # visual placeholders the LLM sees (+ marker / timestamp tokens for Qwen3-VL)
+    encoder_tokens: int  # L: vision-encoder sequence over the whole clip
+    segment_len: int  # Ls: one attention segment (a frame pair for Qwen, one frame for per-frame ViTs)
+    n_segments: int
+    pixel_values: int  # elements of the processor's pixel tensor
+    resized_height: int
+    resized_width: int
+
+
+def _call_visual_tokens(adapter: Any, model_id: str, frames: int, height: int, width: int,
+                        max_pixels: int | None) -> dict[str, Any]:
+    params = inspect.signature(adapter.visual_tokens).parameters
+    kwargs: dict[str, Any] = {}
+    if "max_pixels" in params:
+        kwargs["max_pixels"] = max_pixels
+    if "model_id" in params:
+        kwargs["model_id"] = model_id
+    return adapter.visual_tokens(frames, height, width, **kwargs)
+
+
+def _first(d: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if d.get(key) is not None:
+            return d[key]
+    raise KeyError(f"visual_tokens() returned none of {keys} (got {sorted(d)})")
+
+
+@lru_cache(maxsize=4096)
+def _visual_geometry(model_id: str, family: str, frames: int, height: int, width: int,
+                     max_pixels: int | None) -> VisualGeometry:
+    from workbench.models import get
+
+    adapter, spec = get(model_id)
+    tokens = _call_visual_tokens(adapter, spec.model_id, frames, height, width, max_pixels)
+    if "grid_t" in tokens:  # Qwen: patches over frame pairs, one attention segment per pair
+        segment = int(tokens["grid_h"]) * int(tokens["grid_w"])
+        n_segments = int(tokens["grid_t"])
+        encoder = int(tokens["encoder_seq_len"])
+        patch = adapter.processing["patch_size"]
+        per_patch = 3 * adapter.processing["temporal_patch_size"] * patch * patch
+        extra = int(tokens.get("marker_tokens", 0))
+        if family == "qwen3_vl":
+            extra += 6 * n_segments  # "<12.5 seconds>" per frame pair, about 6 tokens
+        return VisualGeometry(frames, int(tokens["llm_tokens"]) + extra, encoder, segment, n_segments,
+                              encoder * per_patch, int(tokens["resized_height"]), int(tokens["resized_width"]))
+    used = int(_first(tokens, "frames", "n_frames"))
+    if spec.fixed_frames is not None:
+        used = spec.fixed_frames
+    per_frame = int(_first(tokens, "vision_seq_per_frame", "encoder_seq_per_frame"))
+    llm = int(_first(tokens, "llm_tokens", "total", "visual_tokens_total"))
+    side_h = int(tokens.get("processed_height") or _image_side(spec.config))
+    side_w = int(tokens.get("processed_width") or _image_side(spec.config))
+    return VisualGeometry(used, llm, used * per_frame, per_frame, used, used * 3 * side_h * side_w, side_h, side_w)
+
+
+def _image_side(config: dict[str, Any]) -> int:
+    size = config.get("vision_config", {}).get("image_size", 224)
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+
+def visual_geometry(adapter: Any, model_id: str, frames: int, height: int, width: int,
+                    max_pixels: int | None = None) -> VisualGeometry:
+    """Frames used, LLM visual tokens, encoder sequence and segments, with the processor's own rounding."""
+    return _visual_geometry(model_id, adapter.family, frames, height, width, max_pixels)
+
+
+# ---- the prediction ----------------------------------------------------------------------------------------
+
+@dataclass
+class Prediction:
+    model_id: str
+    family: str
+    device: str
+    quantization: str
+    attn_implementation: str
+    dtype: str
+    frames: int
+    height: int
+    width: int
+    max_pixels: int | None
+    max_new_tokens: int
+    vision_attention_scope: str
+    tokens: dict[str, int]
+    phases: dict[str, dict[str, int]]  # phase -> component -> bytes
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def phase_peaks(self) -> dict[str, int]:
+        return {phase: sum(parts.values()) for phase, parts in self.phases.items()}
+
+    @property
+    def peak_phase(self) -> str:
+        peaks = self.phase_peaks
+        return max(peaks, key=peaks.get)
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.phase_peaks.values())
+
+    @property
+    def breakdown(self) -> dict[str, int]:
+        """Components of the peak phase (what a stacked bar shows)."""
+        return dict(self.phases[self.peak_phase])
+
+    @property
+    def dominant(self) -> str:
+        """The largest component at the peak other than the weights."""
+        parts = {k: v for k, v in self.breakdown.items() if k != "weights"}
+        return max(parts, key=parts.get) if parts else "weights"
+
+    @property
+    def weights_bytes(self) -> int:
+        return self.phases["load"]["weights"]
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        return self.phases["generation"].get("kv_cache", 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(peak_bytes=self.peak_bytes, peak_phase=self.peak_phase, phase_peaks=self.phase_peaks,
+                    breakdown=self.breakdown, dominant=self.dominant, weights_bytes=self.weights_bytes,
+                    kv_cache_bytes=self.kv_cache_bytes)
+        return data
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Tidy rows: one per (phase, component)."""
+        return [{"phase": phase, "component": name, "bytes": value, "peak_phase": phase == self.peak_phase}
+                for phase, parts in self.phases.items() for name, value in parts.items()]
+
+
+def predict(model: str, *, source: str = "random", quantization: str = "none", attn_implementation: str = "sdpa",
+            dtype: str = "bfloat16", frames: int = 8, height: int = 1080, width: int = 1920,
+            max_pixels: int | None = None, max_new_tokens: int = 16, text_tokens: int | None = None,
+            double_quant: bool = False, device: PredictDevice = "cuda", vision_attention_scope: Scope = "segment",
+            config_overrides: dict[str, Any] | None = None) -> Prediction:
+    """Predicted peak memory per phase and component for one configuration (no weights, no GPU).
+
+    `device` picks the bitsandbytes kernels' transients (CPU and CUDA differ); `vision_attention_scope`
+    "clip" predicts transformers 4.x's Qwen vision attention over all frames at once.
+    """
+    from workbench.models import get
+
+    adapter, spec = get(model)
+    arch = architecture(spec.model_id, source, config_overrides)
+    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels)
+    text = DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)
+    dt = DTYPE_BYTES[dtype]
+    weights = weight_bytes(arch.weights, quantization, dtype, double_quant)
+    seq = text + geometry.llm_tokens
+    notes: list[str] = []
+    if max_pixels is not None and arch.vision.batched_frames:
+        notes.append(f"max_pixels ignored: {arch.family} resizes every frame to a fixed size")
+    if spec.fixed_frames is not None and frames != spec.fixed_frames:
+        notes.append(f"{spec.model_id} takes exactly {spec.fixed_frames} frames; {frames} are resampled")
+
+    inputs = geometry.pixel_values * dt + seq * 8 * 3  # pixels in dt; ids, attention mask, token types
+    phases = {
+        "load": {"weights": weights, "load_staging": _load_staging(arch, quantization, dt, device)},
+        "vision": _vision_phase(arch, geometry, attn_implementation, dt, vision_attention_scope)
+        | {"weights": weights, "inputs": inputs},
+        "prefill": _prefill_phase(arch, geometry, seq, attn_implementation, quantization, dt, device)
+        | {"weights": weights, "inputs": inputs},
+        "generation": _generation_phase(arch, geometry, seq, max_new_tokens, dt) | {"weights": weights, "inputs": inputs},
+    }
+    order = {name: i for i, name in enumerate(COMPONENTS)}
+    phases = {phase: {k: int(v) for k, v in sorted(parts.items(), key=lambda kv: order[kv[0]]) if v}
+              for phase, parts in phases.items()}
+    tokens = {"frames_used": geometry.frames_used, "visual_tokens": geometry.llm_tokens,
+              "encoder_seq_len": geometry.encoder_tokens, "segment_len": geometry.segment_len,
+              "n_segments": geometry.n_segments, "text_tokens": text, "input_tokens": seq,
+              "resized_height": geometry.resized_height, "resized_width": geometry.resized_width}
+    return Prediction(spec.model_id, arch.family, device, quantization, attn_implementation, dtype, frames, height,
+                      width, max_pixels, max_new_tokens, vision_attention_scope, tokens, phases, notes)
+
+
+def _load_staging(arch: Architecture, quantization: str, dt: int, device: str) -> int:
+    """CUDA loaders materialize each weight in dt before bitsandbytes quantizes it."""
+    if quantization == "none" or device != "cuda":
+        return 0
+    out_features, in_features = arch.largest_quantized
+    return out_features * in_features * dt
+
+
+def _vision_phase(arch: Architecture, g: VisualGeometry, attn: str, dt: int, scope: str) -> dict[str, int]:
+    v = arch.vision
+    L, D = g.encoder_tokens, v.width
+    head_dim = D // v.heads
+    hidden = 2 * L * D * dt  # the block's input and its norm
+    if v.rotary_fp32:
+        hidden += 2 * L * head_dim * 4  # cos and sin tables (fp32)
+    if v.all_hidden_states:
+        hidden += v.layers * L * D * dt
+    candidates: list[dict[str, int]] = [{"vision_mlp": v.mlp_copies * L * v.mlp_hidden * dt}]
+    if v.rotary_fp32:
+        candidates.append({"vision_rotary": (3 * dt + 24) * L * D})
+    if scope == "clip" and not v.batched_frames:  # transformers 4.x Qwen: one L x L over all frames
+        if attn == "eager":
+            candidates.append({"vision_attention": 5 * dt * L * D + v.heads * L * L * (2 * dt + 4) + L * L * dt})
+        elif attn == "sdpa":
+            candidates.append({"vision_attention": 5 * dt * L * D + L * L * (1 + dt)})  # bool mask + float copy
+    elif attn == "eager":
+        in_flight = g.n_segments if v.batched_frames else 1
+        scores = in_flight * v.heads * g.segment_len ** 2 * (2 * dt + 4)
+        done = 0 if v.batched_frames else (g.n_segments - 1) * g.segment_len * D * dt  # earlier segments' outputs
+        candidates.append({"vision_attention": 5 * dt * L * D + scores + done})
+    return {"vision_activations": hidden} | max(candidates, key=lambda c: sum(c.values()))
+
+
+def _kv_bytes(t: TextArch, tokens: int, dt: int, cross_tokens: int = 0) -> int:
+    return t.layers * 2 * t.kv_heads * t.head_dim * (tokens + cross_tokens) * dt
+
+
+def _prefill_phase(arch: Architecture, g: VisualGeometry, seq: int, attn: str, quantization: str, dt: int,
+                   device: str) -> dict[str, int]:
+    t, v = arch.text, arch.vision
+    S, H, I = seq, t.hidden, t.intermediate
+    retained = (g.encoder_tokens * v.width + 2 * g.llm_tokens * H) * dt
+    activations = 3 * S * H * dt + 2 * S * t.head_dim * dt  # embeddings, hidden, norm; rotary tables
+    mask = S * S * dt if attn == "eager" else 0
+    if t.encoder_decoder:  # T5: the encoder runs over the prompt, the decoder cache holds it per layer
+        kv = _kv_bytes(t, 1, dt, cross_tokens=S)
+    else:
+        kv = _kv_bytes(t, S, dt)
+    candidates: list[dict[str, int]] = [{"llm_mlp": t.mlp_copies * S * I * dt + S * H * dt, "llm_attention": mask}]
+    if attn == "eager":
+        repeated = 2 * S * t.heads * t.head_dim * dt if t.kv_heads < t.heads else 0
+        candidates.append({"llm_attention": t.heads * S * S * (2 * dt + 4) + mask + S * H * dt + repeated})
+    candidates.append(_quantization_transient(arch, S, quantization, dt, device) | {"llm_attention": mask})
+    return {"vision_outputs": retained, "llm_activations": activations, "kv_cache": kv} | \
+        max(candidates, key=lambda c: sum(c.values()))
+
+
+def _quantization_transient(arch: Architecture, S: int, quantization: str, dt: int, device: str) -> dict[str, int]:
+    """bitsandbytes' own buffers at the MLP's up projection (its largest Linear), beside the live activations."""
+    t = arch.text
+    out_features, in_features = arch.largest_quantized
+    n = out_features * in_features
+    if quantization == "none" or n == 0:
+        return {}
+    if quantization == "8bit":
+        if device == "cuda":
+            return {"quantization": S * out_features * 4 + S * in_features * 3, "llm_mlp": 2 * S * t.intermediate * dt}
+        return {"quantization": S * t.intermediate * 3, "llm_mlp": S * t.intermediate * dt}
+    if device == "cuda":
+        return {"quantization": n * dt, "llm_mlp": 2 * S * t.intermediate * dt}
+    return {"quantization": 7 * n, "llm_mlp": S * t.intermediate * dt}
+
+
+def _generation_phase(arch: Architecture, g: VisualGeometry, seq: int, new_tokens: int, dt: int) -> dict[str, int]:
+    t, v = arch.text, arch.vision
+    total = seq + new_tokens
+    if t.encoder_decoder:
+        kv = _kv_bytes(t, new_tokens, dt, cross_tokens=seq)
+    else:
+        kv = _kv_bytes(t, total, dt)
+    step = 2 * t.kv_heads * t.head_dim * total * dt  # the cache update copies one layer's keys and values
+    return {"vision_outputs": (g.encoder_tokens * v.width + g.llm_tokens * t.hidden) * dt,
+            "llm_activations": step, "kv_cache": kv, "logits": t.vocab * (dt + 8)}
