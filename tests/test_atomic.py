@@ -55,3 +55,15 @@ def test_atomic_dir_only_appears_complete(tmp_path):
     with atomic.atomic_dir(target) as tmp:
         (tmp / "config.json").write_text("{}")
     assert (target / "config.json").read_text() == "{}"
+
+
+def test_finished_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic.write_text(tmp_path / "shared.csv", "a\n")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

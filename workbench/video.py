@@ -32,6 +32,8 @@ _DURATION_SLACK_S = 1.0
 # Mean absolute difference (0-255 luma) between 8x8 block means of the same frame from PyAV and from
 # decord: about 2 when resized, 16 or more between neighbouring frames of an index video.
 _FINGERPRINT_TOLERANCE = 8.0
+# Frames per decord get_batch call; the copy out of each chunk is what the peak adds beyond the result.
+_DECODE_CHUNK = 8
 # Packets to feed the decoder while looking for a first frame to read the rotation from.
 _FIRST_FRAME_PACKETS = 16
 
@@ -335,19 +337,27 @@ def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int
         )
         if len(reader) != info.n_frames:
             raise VideoError(path, f"decord sees {len(reader)} frames but the stream holds {info.n_frames}")
-        batch = reader.get_batch(indices)
+        frames = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8)
+        # In chunks, copied into one array: decord's batch plus its numpy copy would double the peak.
+        for start in range(0, len(indices), _DECODE_CHUNK):
+            chunk = _as_numpy(reader.get_batch(indices[start : start + _DECODE_CHUNK]))
+            if chunk.shape[1:] != frames.shape[1:] or chunk.dtype != np.uint8:
+                raise VideoError(
+                    path, f"decoder returned {chunk.shape} {chunk.dtype} frames, expected (T, {size[1]}, {size[0]}, 3) uint8"
+                )
+            frames[start : start + len(chunk)] = chunk
         starts = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64)[:, 0]
     except (decord.DECORDError, RuntimeError) as err:
         raise VideoError(path, f"decoder failed: {_short(err)}") from err
-    # Another caller may have switched decord's global bridge to torch; accept either.
-    frames = batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch.cpu())
-    expected = (len(indices), size[1], size[0], 3)
-    if frames.shape != expected or frames.dtype != np.uint8:
-        raise VideoError(path, f"decoder returned {frames.shape} {frames.dtype} frames, expected {expected} uint8")
     if not np.all(np.isfinite(starts)) or np.any(starts < 0):
         # Some containers (AVI) carry no presentation times; decord then reports nonsense.
         starts = _fallback_starts(index, indices)
     return frames, starts
+
+
+def _as_numpy(batch) -> np.ndarray:
+    # Another caller may have switched decord's global bridge to torch; accept either.
+    return batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch.cpu())
 
 
 def _check_same_pictures(
