@@ -53,6 +53,10 @@ def search(values: Sequence[int], probe: Probe, budget_bytes: int, axis: str = "
 
     `probe(value)` returns (fits, record); `predicted_peak(value)` (bytes) lets values predicted to exceed the
     budget by more than `margin` be skipped.
+
+    >>> result = search([2, 4, 6, 8, 10, 12, 14, 16], lambda v: (v <= 11, {}), budget_bytes=11)
+    >>> result.best, result.first_failing, [p["value"] for p in result.probes]
+    (10, 12, [2, 4, 8, 16, 12, 10])
     """
     values = sorted(set(int(v) for v in values))
     result = FrontierResult(axis, int(budget_bytes), values)
@@ -169,10 +173,10 @@ def measured_frontier(config: "ProbeConfig", budget_bytes: int, axis: str = "fra
     """The frontier measured with fresh-process probes under the budget (CPU: the tracker's artificial
     budget; CUDA: the process's memory fraction), skipping what the predictor rules out."""
     from workbench.memory.grid import predict_config
-    from workbench.memory.probe import run_probe
+    from workbench.memory.probe import resolve_device, run_probe
 
     values = list(values) if values is not None else _default_values(config, axis)
-    predict_device = device or ("cpu" if config.device == "cpu" else _local_device())
+    predict_device = device or resolve_device(config.device)
 
     def probe(value: int) -> tuple[bool, dict[str, Any]]:
         result = run_probe(_with(config, axis, value).replace(budget_bytes=int(budget_bytes)), timeout_s)
@@ -201,12 +205,3 @@ def _default_values(config: "ProbeConfig", axis: str) -> list[int]:
     if axis == "frames":
         return frame_values(config.model)
     return pixel_values(config.model, config.height, config.width)
-
-
-def _local_device() -> str:
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover
-        return "cpu"

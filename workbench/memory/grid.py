@@ -64,7 +64,12 @@ class Grid:
 
 
 def config_label(config: ProbeConfig | dict[str, Any]) -> str:
-    """Short label of a configuration's non-frame settings, e.g. '8bit/eager/1920x1080/cap 602112'."""
+    """Short label of a configuration's non-frame settings.
+
+    >>> config_label(ProbeConfig(model="qwen2-vl-7b", quantization="8bit", attn_implementation="eager",
+    ...                          max_pixels=602112))
+    '8bit/eager/1920x1080/cap 602112'
+    """
     c = config if isinstance(config, dict) else config.as_dict()
     cap = f"cap {c['max_pixels']}" if c.get("max_pixels") else "no cap"
     return f"{c['quantization']}/{c['attn_implementation']}/{c['width']}x{c['height']}/{cap}"
@@ -97,6 +102,8 @@ def prediction_row(config: ProbeConfig, prediction: "Prediction") -> dict[str, A
             "frames_used": prediction.tokens["frames_used"], "visual_tokens": prediction.tokens["visual_tokens"],
             "encoder_seq_len": prediction.tokens["encoder_seq_len"],
             "segment_len": prediction.tokens["segment_len"], "text_tokens": prediction.tokens["text_tokens"],
+            "input_tokens": prediction.tokens["input_tokens"], "context_limit": prediction.tokens["context_limit"],
+            "within_context": prediction.within_context,
             "predicted_peak_bytes": prediction.peak_bytes, "predicted_phase": prediction.peak_phase,
             "dominant": prediction.dominant, "weights_bytes": prediction.weights_bytes,
             "kv_cache_bytes": prediction.kv_cache_bytes, "device": prediction.device}
@@ -140,6 +147,15 @@ def prepare_sources(configs: Iterable[ProbeConfig]) -> None:
         get(model_id)[0].ensure_tiny()
 
 
+MEASURED_COLUMNS = [
+    "model_id", "source", "quantization", "attn_implementation", "dtype", "frames", "frame_size", "max_pixels",
+    "config", "mode", "status", "phase", "error", "device", "memory_kind", "peak_bytes", "reserved_peak_bytes",
+    "weights_bytes", "kv_cache_bytes", "inputs_bytes", "predicted_peak_bytes", "error_pct", "predicted_phase",
+    "dominant", "frames_used", "visual_tokens", "encoder_seq_len", "text_tokens", "generated_tokens",
+    "wall_seconds",
+]
+
+
 def measured_table(results: list[dict[str, Any]]) -> "pd.DataFrame":
     """One row per measured configuration: status, measured and predicted peaks, error, tokens."""
     import pandas as pd
@@ -160,7 +176,7 @@ def measured_table(results: list[dict[str, Any]]) -> "pd.DataFrame":
             "encoder_seq_len": tokens.get("encoder_seq_len"), "text_tokens": tokens.get("text_tokens"),
             "generated_tokens": tokens.get("generated_tokens"), "wall_seconds": result.get("wall_seconds"),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=MEASURED_COLUMNS)
 
 
 def phase_table(results: list[dict[str, Any]]) -> "pd.DataFrame":
@@ -174,7 +190,8 @@ def phase_table(results: list[dict[str, Any]]) -> "pd.DataFrame":
             rows.append({**_config_columns(result["config"]), "phase": phase["phase"],
                          "peak_bytes": phase["peak_bytes"], "reserved_peak_bytes": phase["reserved_peak_bytes"],
                          "predicted_peak_bytes": predicted.get(phase["phase"]), "seconds": phase["seconds"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*_config_columns(ProbeConfig("x")), "phase", "peak_bytes",
+                                       "reserved_peak_bytes", "predicted_peak_bytes", "seconds"])
 
 
 def dominant_summary(predicted: "pd.DataFrame") -> "pd.DataFrame":

@@ -16,7 +16,8 @@ clip, Ls = one attention segment of it, S = LLM prompt tokens, D / H = vision / 
     prefill     weights + inputs + retained vision outputs (L·D + 2·S_vis·H)·dt + 3·S·H·dt
                 + KV cache(S) + rotary tables + the largest of
                   eager attention  heads·S²·(2·dt + 4) + S²·dt causal mask + q and repeated k, v
-                  mlp              copies·S·I·dt + S·H·dt
+                  mlp              copies·S·I·dt + S·H·dt (+ eager's mask and heads·S²·dt probabilities,
+                                   which the decoder layer holds in `_` until it returns)
                   quantization     bitsandbytes transients (below)
                 (transformers 5.x generate() asks for the last position's logits only in prefill)
     generation  weights + inputs + retained vision outputs + KV cache(S + new tokens) + logits
@@ -42,7 +43,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Literal
@@ -53,7 +53,7 @@ DEFAULT_TEXT_TOKENS = 64  # chat template + a one-sentence prompt with the real 
 PredictDevice = Literal["cuda", "cpu"]
 Scope = Literal["segment", "clip"]
 COMPONENTS = (
-    "weights", "load_staging", "inputs", "vision_activations", "vision_rotary", "vision_attention",
+    "weights", "load_staging", "inputs", "input_copies", "vision_activations", "vision_rotary", "vision_attention",
     "vision_mlp", "vision_outputs", "llm_activations", "llm_attention", "llm_mlp", "quantization",
     "kv_cache", "logits",
 )
@@ -72,6 +72,7 @@ class VisionArch:
     rotary_fp32: bool  # q and k rotated in fp32 (Qwen ViTs)
     batched_frames: bool  # frames are a batch (all [frames, heads, seq, seq] scores at once)
     all_hidden_states: bool  # the tower keeps every layer's output (LLaVA's vision_feature_layer)
+    softmax_fp32: bool = True  # eager softmax upcast to fp32 (else scores and probabilities stay in dt)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class TextArch:
     vocab: int
     mlp_copies: int
     encoder_decoder: bool = False
+    max_positions: int = 0  # the context the model was built for (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -121,16 +123,17 @@ def _qwen3_vision(v: Any) -> VisionArch:  # fc1 -> fused gelu_pytorch_tanh -> fc
     return VisionArch(v.hidden_size, v.depth, v.num_heads, v.intermediate_size, 2, True, False, False)
 
 
-def _vit(copies: int, all_hidden_states: bool = False) -> Callable[[Any], VisionArch]:
+def _vit(copies: int, all_hidden_states: bool = False, softmax_fp32: bool = True) -> Callable[[Any], VisionArch]:
     def build(v: Any) -> VisionArch:
         return VisionArch(v.hidden_size, v.num_hidden_layers, v.num_attention_heads, v.intermediate_size,
-                          copies, False, True, all_hidden_states)
+                          copies, False, True, all_hidden_states, softmax_fp32)
     return build
 
 
-# Family-specific geometry of the vision tower. CLIP's quick_gelu keeps 3 MLP-width tensors (fc1, 1.702x,
-# sigmoid); SigLIP / EVA / InternViT use one fused GELU (2). LLaVA towers are called with
-# output_hidden_states=True, so every layer's output is alive until the features are selected.
+# ======== family-specific geometry (one entry per family; everything below is shared) ========
+# Vision towers. CLIP's quick_gelu keeps 3 MLP-width tensors (fc1, 1.702x, sigmoid); SigLIP / EVA /
+# InternViT use one fused GELU (2). LLaVA towers are called with output_hidden_states=True, so every layer's
+# output is alive until the features are selected. BLIP's EVA and InternViT take the softmax in dt.
 VISION_ARCH: dict[str, Callable[[Any], VisionArch]] = {
     "qwen2_vl": _qwen2_vision,
     "qwen2_5_vl": _qwen25_vision,
@@ -139,10 +142,26 @@ VISION_ARCH: dict[str, Callable[[Any], VisionArch]] = {
     "llava_next_video": _vit(3, all_hidden_states=True),
     "llava_onevision": _vit(2, all_hidden_states=True),
     "smolvlm2": _vit(2),
-    "internvl3": _vit(2),
-    "blip2": _vit(2),
-    "instructblip_video": _vit(2),
+    "internvl3": _vit(2, softmax_fp32=False),
+    "blip2": _vit(2, softmax_fp32=False),
+    "instructblip_video": _vit(2, softmax_fp32=False),
 }
+
+# Families whose adapter sends each frame as its own prompt (a batch of frames through the LLM).
+LLM_BATCH_PER_FRAME = {"blip2"}
+
+
+def _smolvlm_inputs(g: "VisualGeometry", dt: int) -> tuple[int, int]:
+    """SmolVLM also sends an int64 pixel_attention_mask per frame, and indexes copies of both before the tower."""
+    mask = g.frames_used * g.resized_height * g.resized_width * 8
+    return mask, g.pixel_values * dt + mask
+
+
+# (extra input bytes, transient copies of the inputs before / during the vision tower) per family.
+INPUT_EXTRAS: dict[str, Callable[["VisualGeometry", int], tuple[int, int]]] = {
+    "smolvlm2": _smolvlm_inputs,
+}
+# ======== end of the family-specific geometry ========
 
 
 def _text_arch(t: Any) -> TextArch:
@@ -155,7 +174,8 @@ def _text_arch(t: Any) -> TextArch:
     model_type = getattr(t, "model_type", "")
     gated = model_type != "opt" and not (model_type == "t5" and "gated" not in getattr(t, "feed_forward_proj", ""))
     return TextArch(hidden, int(t.num_hidden_layers), heads, kv_heads, head_dim, intermediate,
-                    int(t.vocab_size), 3 if gated else 2, bool(getattr(t, "is_encoder_decoder", False)))
+                    int(t.vocab_size), 3 if gated else 2, bool(getattr(t, "is_encoder_decoder", False)),
+                    int(getattr(t, "max_position_embeddings", None) or 0))
 
 
 def _source_kind(source: str) -> str:
@@ -198,7 +218,7 @@ def _cache_key(model_id: str, kind: str, overrides: dict[str, Any], source: str)
         "model": model_id, "kind": kind, "source": source if kind == "path" else kind, "overrides": overrides,
         "transformers": metadata.version("transformers"),
         "family_file": hashlib.sha256(open(family_file, "rb").read()).hexdigest() if family_file else "",
-        "schema": 2,
+        "schema": 4,
     }, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -268,8 +288,9 @@ class VisualGeometry:
     resized_width: int
 
 
-def _call_visual_tokens(adapter: Any, model_id: str, frames: int, height: int, width: int,
+def _call_visual_tokens(adapter: Any, model_id: str | None, frames: int, height: int, width: int,
                         max_pixels: int | None) -> dict[str, Any]:
+    """The adapter's own token count; `model_id` None asks for its tiny twin's geometry."""
     params = inspect.signature(adapter.visual_tokens).parameters
     kwargs: dict[str, Any] = {}
     if "max_pixels" in params:
@@ -288,11 +309,13 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
 
 @lru_cache(maxsize=4096)
 def _visual_geometry(model_id: str, family: str, frames: int, height: int, width: int,
-                     max_pixels: int | None) -> VisualGeometry:
+                     max_pixels: int | None, tiny: bool) -> VisualGeometry:
     from workbench.models import get
 
     adapter, spec = get(model_id)
-    tokens = _call_visual_tokens(adapter, spec.model_id, frames, height, width, max_pixels)
+    tokens = _call_visual_tokens(adapter, None if tiny else spec.model_id, frames, height, width, max_pixels)
+    if tiny:  # a family's tiny twin copies the geometry of one of its checkpoints
+        spec = adapter.specs.get(getattr(adapter, "tiny_spec_id", spec.model_id), spec)
     if "grid_t" in tokens:  # Qwen: patches over frame pairs, one attention segment per pair
         segment = int(tokens["grid_h"]) * int(tokens["grid_w"])
         n_segments = int(tokens["grid_t"])
@@ -320,9 +343,9 @@ def _image_side(config: dict[str, Any]) -> int:
 
 
 def visual_geometry(adapter: Any, model_id: str, frames: int, height: int, width: int,
-                    max_pixels: int | None = None) -> VisualGeometry:
+                    max_pixels: int | None = None, source: str = "random") -> VisualGeometry:
     """Frames used, LLM visual tokens, encoder sequence and segments, with the processor's own rounding."""
-    return _visual_geometry(model_id, adapter.family, frames, height, width, max_pixels)
+    return _visual_geometry(model_id, adapter.family, frames, height, width, max_pixels, source == "tiny")
 
 
 # ---- the prediction ----------------------------------------------------------------------------------------
@@ -370,6 +393,13 @@ class Prediction:
         return max(parts, key=parts.get) if parts else "weights"
 
     @property
+    def within_context(self) -> bool:
+        """Whether prompt and new tokens fit the model's position range (memory aside)."""
+        limit = self.tokens.get("context_limit", 0)
+        per_prompt = self.tokens["input_tokens"] // max(1, self.tokens.get("llm_batch", 1))
+        return not limit or per_prompt + self.max_new_tokens <= limit
+
+    @property
     def weights_bytes(self) -> int:
         return self.phases["load"]["weights"]
 
@@ -381,6 +411,7 @@ class Prediction:
         data = asdict(self)
         data.update(peak_bytes=self.peak_bytes, peak_phase=self.peak_phase, phase_peaks=self.phase_peaks,
                     breakdown=self.breakdown, dominant=self.dominant, weights_bytes=self.weights_bytes,
+                    within_context=self.within_context,
                     kv_cache_bytes=self.kv_cache_bytes)
         return data
 
@@ -397,6 +428,7 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
             config_overrides: dict[str, Any] | None = None) -> Prediction:
     """Predicted peak memory per phase and component for one configuration (no weights, no GPU).
 
+    `text_tokens` counts the prompt's non-visual tokens (over all rows for families that batch frames);
     `device` picks the bitsandbytes kernels' transients (CPU and CUDA differ); `vision_attention_scope`
     "clip" predicts transformers 4.x's Qwen vision attention over all frames at once.
     """
@@ -404,35 +436,54 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
 
     adapter, spec = get(model)
     arch = architecture(spec.model_id, source, config_overrides)
-    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels)
+    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels, source)
     text = DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)
     dt = DTYPE_BYTES[dtype]
     weights = weight_bytes(arch.weights, quantization, dtype, double_quant)
-    seq = text + geometry.llm_tokens
+    batch = geometry.frames_used if arch.family in LLM_BATCH_PER_FRAME else 1
+    seq = text + geometry.llm_tokens  # all rows together
     notes: list[str] = []
     if max_pixels is not None and arch.vision.batched_frames:
         notes.append(f"max_pixels ignored: {arch.family} resizes every frame to a fixed size")
     if spec.fixed_frames is not None and frames != spec.fixed_frames:
         notes.append(f"{spec.model_id} takes exactly {spec.fixed_frames} frames; {frames} are resampled")
+    context = arch.text.max_positions
+    if context and seq // batch + max_new_tokens > context:
+        notes.append(f"{seq // batch + max_new_tokens} tokens exceed the model's {context}-token context")
 
-    inputs = geometry.pixel_values * dt + seq * 8 * 3  # pixels in dt; ids, attention mask, token types
+    extra, copies = INPUT_EXTRAS.get(arch.family, lambda g, d: (0, 0))(geometry, dt)
+    inputs = geometry.pixel_values * dt + seq * 8 * 3 + extra  # pixels in dt; ids, attention mask, token types
+    llm = _LLMShape(batch, max(1, seq // batch), arch.text)
+    common = {"weights": weights, "inputs": inputs}
     phases = {
         "load": {"weights": weights, "load_staging": _load_staging(arch, quantization, dt, device)},
-        "vision": _vision_phase(arch, geometry, attn_implementation, dt, vision_attention_scope)
-        | {"weights": weights, "inputs": inputs},
-        "prefill": _prefill_phase(arch, geometry, seq, attn_implementation, quantization, dt, device)
-        | {"weights": weights, "inputs": inputs},
-        "generation": _generation_phase(arch, geometry, seq, max_new_tokens, dt) | {"weights": weights, "inputs": inputs},
+        "vision": common | {"input_copies": copies}
+        | _vision_phase(arch, geometry, attn_implementation, dt, vision_attention_scope),
+        "prefill": common | {"input_copies": copies}
+        | _prefill_phase(arch, geometry, llm, attn_implementation, quantization, dt, device),
+        "generation": common | _generation_phase(arch, geometry, llm, max_new_tokens, dt),
     }
     order = {name: i for i, name in enumerate(COMPONENTS)}
     phases = {phase: {k: int(v) for k, v in sorted(parts.items(), key=lambda kv: order[kv[0]]) if v}
               for phase, parts in phases.items()}
     tokens = {"frames_used": geometry.frames_used, "visual_tokens": geometry.llm_tokens,
               "encoder_seq_len": geometry.encoder_tokens, "segment_len": geometry.segment_len,
-              "n_segments": geometry.n_segments, "text_tokens": text, "input_tokens": seq,
+              "n_segments": geometry.n_segments, "text_tokens": text, "input_tokens": seq, "llm_batch": batch,
+              "context_limit": context,
               "resized_height": geometry.resized_height, "resized_width": geometry.resized_width}
     return Prediction(spec.model_id, arch.family, device, quantization, attn_implementation, dtype, frames, height,
                       width, max_pixels, max_new_tokens, vision_attention_scope, tokens, phases, notes)
+
+
+@dataclass(frozen=True)
+class _LLMShape:
+    batch: int  # prompts run together (frames, for families that caption each frame)
+    seq: int  # tokens per prompt
+    text: TextArch
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
 
 
 def _load_staging(arch: Architecture, quantization: str, dt: int, device: str) -> int:
@@ -447,6 +498,7 @@ def _vision_phase(arch: Architecture, g: VisualGeometry, attn: str, dt: int, sco
     v = arch.vision
     L, D = g.encoder_tokens, v.width
     head_dim = D // v.heads
+    per_score = 2 * dt + 4 if v.softmax_fp32 else 2 * dt  # pre-softmax + (fp32 softmax) + probabilities
     hidden = 2 * L * D * dt  # the block's input and its norm
     if v.rotary_fp32:
         hidden += 2 * L * head_dim * 4  # cos and sin tables (fp32)
@@ -457,42 +509,43 @@ def _vision_phase(arch: Architecture, g: VisualGeometry, attn: str, dt: int, sco
         candidates.append({"vision_rotary": (3 * dt + 24) * L * D})
     if scope == "clip" and not v.batched_frames:  # transformers 4.x Qwen: one L x L over all frames
         if attn == "eager":
-            candidates.append({"vision_attention": 5 * dt * L * D + v.heads * L * L * (2 * dt + 4) + L * L * dt})
+            candidates.append({"vision_attention": 5 * dt * L * D + v.heads * L * L * per_score + L * L * dt})
         elif attn == "sdpa":
             candidates.append({"vision_attention": 5 * dt * L * D + L * L * (1 + dt)})  # bool mask + float copy
     elif attn == "eager":
         in_flight = g.n_segments if v.batched_frames else 1
-        scores = in_flight * v.heads * g.segment_len ** 2 * (2 * dt + 4)
+        scores = in_flight * v.heads * g.segment_len ** 2 * per_score
         done = 0 if v.batched_frames else (g.n_segments - 1) * g.segment_len * D * dt  # earlier segments' outputs
         candidates.append({"vision_attention": 5 * dt * L * D + scores + done})
     return {"vision_activations": hidden} | max(candidates, key=lambda c: sum(c.values()))
 
 
-def _kv_bytes(t: TextArch, tokens: int, dt: int, cross_tokens: int = 0) -> int:
-    return t.layers * 2 * t.kv_heads * t.head_dim * (tokens + cross_tokens) * dt
+def _kv_bytes(t: TextArch, tokens: int, dt: int) -> int:
+    return t.layers * 2 * t.kv_heads * t.head_dim * tokens * dt
 
 
-def _prefill_phase(arch: Architecture, g: VisualGeometry, seq: int, attn: str, quantization: str, dt: int,
+def _prefill_phase(arch: Architecture, g: VisualGeometry, llm: _LLMShape, attn: str, quantization: str, dt: int,
                    device: str) -> dict[str, int]:
     t, v = arch.text, arch.vision
-    S, H, I = seq, t.hidden, t.intermediate
+    B, S, H, I = llm.batch, llm.seq, t.hidden, t.intermediate
+    N = llm.tokens
     retained = (g.encoder_tokens * v.width + 2 * g.llm_tokens * H) * dt
-    activations = 3 * S * H * dt + 2 * S * t.head_dim * dt  # embeddings, hidden, norm; rotary tables
-    mask = S * S * dt if attn == "eager" else 0
-    if t.encoder_decoder:  # T5: the encoder runs over the prompt, the decoder cache holds it per layer
-        kv = _kv_bytes(t, 1, dt, cross_tokens=S)
-    else:
-        kv = _kv_bytes(t, S, dt)
-    candidates: list[dict[str, int]] = [{"llm_mlp": t.mlp_copies * S * I * dt + S * H * dt, "llm_attention": mask}]
+    activations = 3 * N * H * dt + 2 * N * t.head_dim * dt  # embeddings, hidden, norm; rotary tables
+    mask = B * S * S * dt if attn == "eager" else 0
+    # decoder layers keep eager attention's probabilities in `_` until they return, i.e. through the MLP
+    held = mask + (B * t.heads * S * S * dt if attn == "eager" else 0)
+    # T5 runs an encoder over the prompt and keeps it per decoder layer as cross-attention keys and values.
+    kv = _kv_bytes(t, N + B if t.encoder_decoder else N, dt)
+    candidates: list[dict[str, int]] = [{"llm_mlp": t.mlp_copies * N * I * dt + N * H * dt, "llm_attention": held}]
     if attn == "eager":
-        repeated = 2 * S * t.heads * t.head_dim * dt if t.kv_heads < t.heads else 0
-        candidates.append({"llm_attention": t.heads * S * S * (2 * dt + 4) + mask + S * H * dt + repeated})
-    candidates.append(_quantization_transient(arch, S, quantization, dt, device) | {"llm_attention": mask})
+        repeated = 2 * N * t.heads * t.head_dim * dt if t.kv_heads < t.heads else 0
+        candidates.append({"llm_attention": B * t.heads * S * S * (2 * dt + 4) + mask + N * H * dt + repeated})
+    candidates.append(_quantization_transient(arch, N, quantization, dt, device) | {"llm_attention": held})
     return {"vision_outputs": retained, "llm_activations": activations, "kv_cache": kv} | \
         max(candidates, key=lambda c: sum(c.values()))
 
 
-def _quantization_transient(arch: Architecture, S: int, quantization: str, dt: int, device: str) -> dict[str, int]:
+def _quantization_transient(arch: Architecture, N: int, quantization: str, dt: int, device: str) -> dict[str, int]:
     """bitsandbytes' own buffers at the MLP's up projection (its largest Linear), beside the live activations."""
     t = arch.text
     out_features, in_features = arch.largest_quantized
@@ -501,20 +554,19 @@ def _quantization_transient(arch: Architecture, S: int, quantization: str, dt: i
         return {}
     if quantization == "8bit":
         if device == "cuda":
-            return {"quantization": S * out_features * 4 + S * in_features * 3, "llm_mlp": 2 * S * t.intermediate * dt}
-        return {"quantization": S * t.intermediate * 3, "llm_mlp": S * t.intermediate * dt}
+            return {"quantization": N * out_features * 4 + N * in_features * 3, "llm_mlp": 2 * N * t.intermediate * dt}
+        return {"quantization": N * t.intermediate * 3, "llm_mlp": N * t.intermediate * dt}
     if device == "cuda":
-        return {"quantization": n * dt, "llm_mlp": 2 * S * t.intermediate * dt}
-    return {"quantization": 7 * n, "llm_mlp": S * t.intermediate * dt}
+        return {"quantization": n * dt, "llm_mlp": 2 * N * t.intermediate * dt}
+    return {"quantization": 7 * n, "llm_mlp": N * t.intermediate * dt}
 
 
-def _generation_phase(arch: Architecture, g: VisualGeometry, seq: int, new_tokens: int, dt: int) -> dict[str, int]:
+def _generation_phase(arch: Architecture, g: VisualGeometry, llm: _LLMShape, new_tokens: int, dt: int
+                      ) -> dict[str, int]:
     t, v = arch.text, arch.vision
-    total = seq + new_tokens
-    if t.encoder_decoder:
-        kv = _kv_bytes(t, new_tokens, dt, cross_tokens=seq)
-    else:
-        kv = _kv_bytes(t, total, dt)
+    B = llm.batch
+    total = B * (llm.seq + new_tokens)
+    kv = _kv_bytes(t, B * (llm.seq + 2 * new_tokens) if t.encoder_decoder else total, dt)
     step = 2 * t.kv_heads * t.head_dim * total * dt  # the cache update copies one layer's keys and values
     return {"vision_outputs": (g.encoder_tokens * v.width + g.llm_tokens * t.hidden) * dt,
-            "llm_activations": step, "kv_cache": kv, "logits": t.vocab * (dt + 8)}
+            "llm_activations": step, "kv_cache": kv, "logits": B * t.vocab * (dt + 8)}

@@ -143,9 +143,8 @@ def measure(config: ProbeConfig) -> dict[str, Any]:
     """Load, preprocess and generate once, recording per-phase peaks; never raises for OOM or errors."""
     import torch
 
-    from workbench.memory.tracker import LiveTensorTracker, MemoryBudgetExceeded, PhaseRecorder
-    from workbench.models.base import (GenerationSettings, LoadSettings, free_memory, resample_frames,
-                                       tensor_bytes)
+    from workbench.memory.tracker import MemoryBudgetExceeded
+    from workbench.models.base import LoadSettings, free_memory
 
     wall_start = time.perf_counter()
     if config.threads:
@@ -154,101 +153,141 @@ def measure(config: ProbeConfig) -> dict[str, Any]:
                             double_quant=config.double_quant, attn_implementation=config.attn_implementation,
                             device=config.device)
     result: dict[str, Any] = empty_result(config)
-    recorder = None
-    tracker = None
+    recording: _Recording | None = None
     try:
         device = settings.resolved_device()
         result.update(device_fields(device))
         adapter, spec = resolve_model(config)
         if config.source in ("tiny", "random"):
             adapter.ensure_tiny()  # fabricated once, outside the measurement
-        if device == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            if config.budget_bytes is not None:
-                total = torch.cuda.get_device_properties(0).total_memory
-                torch.cuda.set_per_process_memory_fraction(min(1.0, config.budget_bytes / total))
-            recorder = PhaseRecorder("cuda")
-        else:
-            tracker = LiveTensorTracker(config.budget_bytes)
-            recorder = PhaseRecorder("cpu", tracker)
-            tracker.__enter__()
-
-        recorder.start("load")
-        loaded = adapter.load(spec, settings)
-        if tracker is not None:
-            from workbench.models.base import _model_tensors
-
-            tracker.adopt(_model_tensors(loaded.model))  # weights made outside any operator
-        recorder.stop()
-        result["weights_bytes"] = tensor_bytes(loaded.model)
-        result["load_report"] = {k: v for k, v in loaded.report.to_dict().items() if k != "unquantized_modules"}
-
-        frames, timestamps = synthetic_clip(config.frames, config.height, config.width, config.seed)
-        if spec.fixed_frames is not None:
-            frames, timestamps, notes = resample_frames(frames, timestamps, spec.fixed_frames,
-                                                        settings.frame_policy, spec.model_id)
-            result["notes"] += notes
-        prompt = config.prompt or spec.prompt
-        start = time.perf_counter()
-        if tracker is not None:
-            tracker.__exit__(None, None, None)  # preprocessing is host work, not the model's memory
-        inputs = adapter.build_inputs(loaded, frames, timestamps, prompt, **pixel_kwargs(adapter, config, result))
-        if tracker is not None:
-            tracker.__enter__()
-        inputs = adapter.move_inputs(inputs, loaded)
-        if tracker is not None:
-            tracker.adopt([v for v in inputs.values() if isinstance(v, torch.Tensor)])
-        result["preprocess_seconds"] = time.perf_counter() - start
-        result["inputs_bytes"] = sum(v.numel() * v.element_size() for v in inputs.values()
-                                     if isinstance(v, torch.Tensor))
-        result["tokens"] = token_counts(loaded, inputs, int(frames.shape[0]), adapter, config)
-
-        generation = GenerationSettings(max_new_tokens=config.max_new_tokens,
-                                        min_new_tokens=config.max_new_tokens, seed=config.seed)
-        from workbench.memory.tracker import install_phase_hooks
-
-        handles = install_phase_hooks(loaded.model, recorder)
-        torch.manual_seed(config.seed)
-        try:
-            recorder.start("prefill")
-            with torch.inference_mode():
-                output = loaded.model.generate(**inputs, **generation.generate_kwargs(),
-                                               return_dict_in_generate=True)
-            recorder.stop()
-        finally:
-            for handle in handles:
-                handle.remove()
-        n_input = int(inputs["input_ids"].shape[-1]) if "input_ids" in inputs else 0
-        result["tokens"]["generated_tokens"] = int(output.sequences.shape[-1] - n_input) if n_input else \
-            int(output.sequences.shape[-1])
-        result["kv_cache_bytes"] = cache_bytes(getattr(output, "past_key_values", None))
+        recording = _Recording(device, config.budget_bytes)
+        loaded = _load(adapter, spec, settings, recording, result)
+        inputs = _inputs(adapter, spec, loaded, config, recording, result)
+        _generate(loaded, inputs, config, recording, result)
         result["status"] = "ok"
-        del output
     except MemoryBudgetExceeded as err:
         result.update(status="oom", phase=err.phase, error=str(err))
-    except Exception as err:
-        import torch as _torch
-
-        phase = recorder.current if recorder is not None else None
-        if isinstance(err, _torch.OutOfMemoryError):
+    except Exception as err:  # every outcome is a result row
+        phase = recording.recorder.current if recording is not None else None
+        if isinstance(err, torch.OutOfMemoryError):
             result.update(status="oom", phase=phase, error=f"OutOfMemoryError: {str(err)[:500]}")
         else:
             result.update(status="failed", phase=phase, error=f"{type(err).__name__}: {err}")
     finally:
-        if recorder is not None:
-            recorder.stop()
-            result["phases"] = recorder.table()
-        if tracker is not None:
-            try:
-                tracker.__exit__(None, None, None)
-            except Exception:  # already exited (failure during preprocessing)
-                pass
+        if recording is not None:
+            result["phases"] = recording.close()
         free_memory()
     summarize_phases(result)
     attach_prediction(result, config)
     result["wall_seconds"] = time.perf_counter() - wall_start
     return result
+
+
+class _Recording:
+    """The phase recorder and, on CPU, the live-tensor tracker it reads (entered and left safely)."""
+
+    def __init__(self, device: str, budget_bytes: int | None) -> None:
+        import torch
+
+        from workbench.memory.tracker import LiveTensorTracker, PhaseRecorder
+
+        self.tracker = None
+        self.active = False
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            if budget_bytes is not None:  # a smaller GPU: the allocator refuses beyond this fraction
+                total = torch.cuda.get_device_properties(0).total_memory
+                torch.cuda.set_per_process_memory_fraction(min(1.0, budget_bytes / total))
+            self.recorder = PhaseRecorder("cuda")
+        else:
+            self.tracker = LiveTensorTracker(budget_bytes)
+            self.recorder = PhaseRecorder("cpu", self.tracker)
+        self.track(True)
+
+    def track(self, on: bool) -> None:
+        """Enter or leave the CPU tracker (dispatch modes nest, so only ever leave the one we entered)."""
+        if self.tracker is None or on == self.active:
+            return
+        if on:
+            self.tracker.__enter__()
+        else:
+            self.tracker.__exit__(None, None, None)
+        self.active = on
+
+    def adopt(self, tensors: list[Any]) -> None:
+        if self.tracker is not None:
+            self.tracker.adopt(tensors)
+
+    def close(self) -> list[dict[str, Any]]:
+        self.recorder.stop()
+        self.track(False)
+        return self.recorder.table()
+
+
+def _load(adapter: Any, spec: Any, settings: Any, recording: _Recording, result: dict[str, Any]) -> Any:
+    from workbench.models.base import _model_tensors, tensor_bytes
+
+    recording.recorder.start("load")
+    loaded = adapter.load(spec, settings)
+    recording.adopt(_model_tensors(loaded.model))  # weights read from disk are made outside any operator
+    recording.recorder.stop()
+    result["weights_bytes"] = tensor_bytes(loaded.model)
+    result["load_report"] = {k: v for k, v in loaded.report.to_dict().items() if k != "unquantized_modules"}
+    return loaded
+
+
+def _inputs(adapter: Any, spec: Any, loaded: Any, config: ProbeConfig, recording: _Recording,
+            result: dict[str, Any]) -> dict[str, Any]:
+    """Synthetic frames through the family's processor (host work, untracked), then onto the device."""
+    import torch
+
+    from workbench.models.base import resample_frames
+
+    frames, timestamps = synthetic_clip(config.frames, config.height, config.width, config.seed)
+    if spec.fixed_frames is not None:
+        frames, timestamps, notes = resample_frames(frames, timestamps, spec.fixed_frames, "resample",
+                                                    spec.model_id)
+        result["notes"] += notes
+    start = time.perf_counter()
+    recording.track(False)
+    inputs = adapter.build_inputs(loaded, frames, timestamps, config.prompt or spec.prompt,
+                                  **pixel_kwargs(adapter, config, result))
+    result["preprocess_seconds"] = time.perf_counter() - start
+    recording.recorder.start("prefill")  # the inputs on the device belong to generate()'s footprint
+    recording.track(True)
+    inputs = adapter.move_inputs(inputs, loaded)
+    tensors = [v for v in inputs.values() if isinstance(v, torch.Tensor)]
+    recording.adopt(tensors)
+    result["inputs_bytes"] = sum(v.numel() * v.element_size() for v in tensors)
+    result["tokens"] = token_counts(loaded, inputs, int(frames.shape[0]), adapter, config)
+    return inputs
+
+
+def _generate(loaded: Any, inputs: dict[str, Any], config: ProbeConfig, recording: _Recording,
+              result: dict[str, Any]) -> None:
+    """One greedy generate() of exactly max_new_tokens, the hooks moving the recorder through its phases."""
+    import torch
+
+    from workbench.memory.tracker import install_phase_hooks
+    from workbench.models.base import GenerationSettings
+
+    generation = GenerationSettings(max_new_tokens=config.max_new_tokens, min_new_tokens=config.max_new_tokens,
+                                    seed=config.seed)
+    handles = install_phase_hooks(loaded.model, recording.recorder)
+    torch.manual_seed(config.seed)
+    try:
+        with torch.inference_mode():
+            output = loaded.model.generate(**inputs, **generation.generate_kwargs(), return_dict_in_generate=True)
+        recording.recorder.stop()
+    finally:
+        for handle in handles:
+            handle.remove()
+    prompt_length = int(inputs["input_ids"].shape[-1]) if "input_ids" in inputs else 0
+    generated = int(output.sequences.shape[-1])
+    # decoder-only models return prompt + new tokens; encoder-decoders (T5) only the new ones
+    result["tokens"]["generated_tokens"] = generated - prompt_length if generated > prompt_length else generated
+    result["kv_cache_bytes"] = cache_bytes(getattr(output, "past_key_values", None))
 
 
 def empty_result(config: ProbeConfig) -> dict[str, Any]:
@@ -303,7 +342,7 @@ def token_counts(loaded: Any, inputs: dict[str, Any], frames_used: int, adapter:
                  config: ProbeConfig) -> dict[str, int]:
     """Visual placeholders, text tokens and vision-encoder sequence length of the built inputs."""
     ids = inputs.get("input_ids")
-    n_input = int(ids.shape[-1]) if ids is not None else 0
+    n_input = int(ids.numel()) if ids is not None else 0  # all rows (BLIP-2 sends one prompt per frame)
     visual_ids = {getattr(loaded.model.config, key, None) for key in _VISUAL_TOKEN_KEYS} - {None}
     visual = int(sum(int((ids == token).sum()) for token in visual_ids)) if ids is not None else 0
     grid = inputs.get("video_grid_thw", inputs.get("image_grid_thw"))
@@ -313,7 +352,7 @@ def token_counts(loaded: Any, inputs: dict[str, Any], frames_used: int, adapter:
         from workbench.memory.predictor import visual_geometry
 
         encoder = visual_geometry(adapter, config.model, frames_used, config.height, config.width,
-                                  config.max_pixels).encoder_tokens
+                                  config.max_pixels, config.source).encoder_tokens
     return {"frames_used": frames_used, "visual_tokens": visual, "encoder_seq_len": encoder,
             "text_tokens": n_input - visual, "input_tokens": n_input, "generated_tokens": 0}
 
@@ -378,15 +417,20 @@ def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
         result["error_pct"] = 100.0 * (prediction.peak_bytes - result["peak_bytes"]) / result["peak_bytes"]
 
 
-def _requested_device(config: ProbeConfig) -> str:
-    if config.device != "auto":
-        return config.device
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cpu' and 'cuda' unchanged."""
+    if device != "auto":
+        return device
     try:
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:  # pragma: no cover
         return "cpu"
+
+
+def _requested_device(config: ProbeConfig) -> str:
+    return resolve_device(config.device)
 
 
 # ---- the parent side: one fresh process per configuration ----------------------------------------------

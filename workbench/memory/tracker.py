@@ -103,8 +103,16 @@ class LiveTensorTracker(_DispatchModeBase):
         for leaf in leaves:
             if isinstance(leaf, torch.Tensor):
                 self._add_tensor(leaf)
-        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        self._update_peak("adopt")
         return self.live_bytes - before
+
+    def _update_peak(self, op: str) -> None:
+        if self.live_bytes > self.peak_bytes:
+            self.peak_bytes = self.live_bytes
+            if self.record_origin:
+                self.peak_snapshots[self.phase] = self.live_storages()
+            if self.budget_bytes is not None and self.live_bytes > self.budget_bytes:
+                raise MemoryBudgetExceeded(self.phase, self.live_bytes, self.budget_bytes, op)
 
     def reset_peak(self) -> int:
         """Return the peak since the last reset and restart it from the current live bytes."""
@@ -131,12 +139,7 @@ class LiveTensorTracker(_DispatchModeBase):
         for leaf in tree_flatten(out)[0]:
             if isinstance(leaf, torch.Tensor):
                 self._add_tensor(leaf)
-        if self.live_bytes > self.peak_bytes:
-            self.peak_bytes = self.live_bytes
-            if self.record_origin:
-                self.peak_snapshots[self.phase] = self.live_storages()
-            if self.budget_bytes is not None and self.live_bytes > self.budget_bytes:
-                raise MemoryBudgetExceeded(self.phase, self.live_bytes, self.budget_bytes, str(func))
+        self._update_peak(str(func))
         return out
 
 
