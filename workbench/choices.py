@@ -12,6 +12,5 @@ from typing import Literal
 from workbench.models.base import Attention, Device, Dtype, Quantization
 
 SampleMode = Literal["uniform", "fps", "windows"]
-WeightsSource = str  # 'tiny', 'random', a hub id or a local path: free text, checked when loading
 
 __all__ = ["Attention", "Device", "Dtype", "Quantization", "SampleMode"]

@@ -226,11 +226,11 @@ class _Recording:
 
 
 def _load(adapter: Any, spec: Any, settings: Any, recording: _Recording, result: dict[str, Any]) -> Any:
-    from workbench.models.base import _model_tensors, tensor_bytes
+    from workbench.models.base import model_tensors, tensor_bytes
 
     recording.recorder.start("load")
     loaded = adapter.load(spec, settings)
-    recording.adopt(_model_tensors(loaded.model))  # weights read from disk are made outside any operator
+    recording.adopt(model_tensors(loaded.model))  # weights read from disk are made outside any operator
     recording.recorder.stop()
     result["weights_bytes"] = tensor_bytes(loaded.model)
     result["load_report"] = {k: v for k, v in loaded.report.to_dict().items() if k != "unquantized_modules"}

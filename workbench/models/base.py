@@ -233,7 +233,7 @@ def tensor_bytes(model: "torch.nn.Module") -> int:
     """
     seen: set[int] = set()
     total = 0
-    for tensor in _model_tensors(model):
+    for tensor in model_tensors(model):
         if tensor.device.type == "meta":
             continue
         storage = tensor.untyped_storage()
@@ -245,7 +245,7 @@ def tensor_bytes(model: "torch.nn.Module") -> int:
     return total
 
 
-def _model_tensors(model: "torch.nn.Module") -> "list[torch.Tensor]":
+def model_tensors(model: "torch.nn.Module") -> "list[torch.Tensor]":
     import torch
 
     tensors: list[torch.Tensor] = list(model.parameters()) + list(model.buffers())

@@ -13,7 +13,7 @@ QUANTIZATIONS = (("none", False), ("8bit", False), ("4bit-nf4", False), ("4bit-n
 def catalog(weights: bool = True) -> list[dict[str, Any]]:
     """One row per model id. With `weights`, the real architecture is built on the meta device to
     count parameters and predict weight memory per quantization (no download, no memory)."""
-    from workbench.weights import count_weights, meta_model, weight_bytes
+    from workbench.weights import spec_weight_counts, weight_bytes
 
     rows = []
     for model_id, entry in registry.ENTRIES.items():
@@ -33,7 +33,7 @@ def catalog(weights: bool = True) -> list[dict[str, Any]]:
         row.update(family=adapter.family, hub_id=spec.hub_id, published_params=spec.published_params,
                    frame_mode=spec.frame_mode, fixed_frames=spec.fixed_frames)
         if weights:
-            counts = count_weights(meta_model(adapter, adapter.real_config(spec)), adapter.skip_modules)
+            counts = spec_weight_counts(model_id)
             row["params"] = counts.total_params
             row["params_error_pct"] = 100 * (counts.total_params / spec.published_params - 1)
             for quantization, double in QUANTIZATIONS:
