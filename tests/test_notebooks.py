@@ -66,3 +66,36 @@ def test_load_models_smoke_run():
     specs = pd.read_csv(result.dir / "results" / "specs.csv")
     assert specs.set_index("model_id").loc["blip2-opt-2.7b", "published_params_b"] == pytest.approx(3.75, abs=0.01)
     assert (result.dir / "figures" / "memory_after_load.png").exists()
+
+
+def test_attention_smoke_run():
+    """03 on a Qwen2-VL tiny twin: the caption is unchanged by capture, every word has a frame profile
+    over the sampled frames, and the figures are saved."""
+    result = run_notebook("03_attention", "03_attention.smoke.yaml")
+    assert result.status == "ok", result.error
+    results = result.dir / "results"
+    check = json.loads((results / "caption_check.json").read_text())
+    assert check["equal"] and check["caption_with_capture"] == check["caption_without_capture"]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["words"] == 8 and summary["frames"] == 8 and summary["layers_captured"] == [0, 1]
+    table = pd.read_csv(results / "word_frame_attention.csv")
+    assert len(table) == 8 * 8
+    assert table.groupby("word")["share"].sum().to_numpy() == pytest.approx([1.0] * 8, abs=1e-4)
+    layout = pd.read_csv(results / "token_layout.csv")
+    assert layout["token"].nunique() == summary["visual_tokens"]
+    assert set(layout.loc[layout["kind"] == "patch", "frame"]) == set(range(8))
+    heads = pd.read_csv(results / "heads.csv")
+    assert len(heads) == 2 * 4  # tiny twin: 2 layers x 4 heads, heads kept
+    for figure in ("frame_strip.png", "word_timeline.png", "layer_frame_heatmap.png"):
+        assert (result.dir / "figures" / figure).stat().st_size > 5000
+
+
+def test_attention_qformer_run():
+    """03 on BLIP-2 (OPT): Q-Former queries traced to patches; every frame's patches carry mass."""
+    result = run_notebook("03_attention", "03_attention.blip2.smoke.yaml")
+    assert result.status == "ok", result.error
+    layout = pd.read_csv(result.dir / "results" / "token_layout.csv")
+    assert layout["token"].nunique() == 4 * 32
+    patch = layout[layout["kind"] == "patch"]
+    assert patch.groupby("token")["weight"].sum().between(0, 1.0001).all()
+    assert json.loads((result.dir / "results" / "caption_check.json").read_text())["equal"]

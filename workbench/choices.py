@@ -12,5 +12,8 @@ from typing import Literal
 from workbench.models.base import Attention, Device, Dtype, Quantization
 
 SampleMode = Literal["uniform", "fps", "windows"]
+TimelineMode = Literal["windows", "whole_clip"]  # workbench.quality.timeline
+CaptureHeads = Literal["mean", "all"]  # workbench.attention.capture
+CaptureMode = Literal["recompute", "eager"]  # workbench.attention.capture
 
-__all__ = ["Attention", "Device", "Dtype", "Quantization", "SampleMode"]
+__all__ = ["Attention", "CaptureHeads", "CaptureMode", "Device", "Dtype", "Quantization", "SampleMode", "TimelineMode"]

@@ -360,6 +360,18 @@ class FamilyAdapter:
         geometry.setdefault("encoder_batch", 1)  # Qwen-VL: all frames in one sequence
         return geometry
 
+    def visual_token_ids(self, loaded: LoadedModel) -> set[int]:
+        """Ids of the placeholder tokens that stand for visual features in the prompt."""
+        config = loaded.model.config
+        keys = ("image_token_id", "video_token_id", "image_token_index", "video_token_index")
+        return {value for key in keys if isinstance(value := getattr(config, key, None), int)}
+
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Where each captured visual token came from (a workbench.attention.layout.TokenLayout), from the
+        capture's recorded inputs (`capture`: a workbench.attention.capture.CaptureResult) and the n_frames
+        (height x width) frames the model saw."""
+        raise NotImplementedError(f"{self.family}: no visual-token layout for attention maps")
+
     # ---- shared machinery ------------------------------------------------------------------------
     def model_cls(self) -> Any:
         import transformers

@@ -292,6 +292,11 @@ class Blip2Adapter(FamilyAdapter):
             return prompt
         return self.question_template.format(prompt=prompt)
 
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Each frame's 32 Q-Former queries, traced to the frame's patches through the Q-Former's
+        cross-attention (averaged over heads and cross-attention layers); frames are resized whole."""
+        return qformer_layout(loaded, capture, n_frames)
+
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
         """Frames (T,H,W,3 uint8) -> a batch of T images, each with the same prompt behind 32 query tokens."""
@@ -348,6 +353,28 @@ class Blip2Adapter(FamilyAdapter):
         if loaded.model.config.use_decoder_only_language_model:
             return output[:, n_input:]
         return output[:, 1:]
+
+
+def qformer_layout(loaded: LoadedModel, capture: Any, n_frames: int) -> Any:
+    """Q-Former tokens -> patches: per generate() call, the cross-attention recorded in each cross-attention
+    layer (frames, queries, [CLS] + patches) is averaged over layers; calls are concatenated in frame order."""
+    import numpy as np
+
+    from workbench.attention.layout import traced_queries
+
+    per_call = []
+    for segment in capture.segments:
+        if not segment.qformer:
+            raise ValueError(f"{loaded.spec.model_id}: no Q-Former cross-attention was captured")
+        per_call.append(np.mean([t.numpy() for t in segment.qformer], axis=0))
+    query_to_patch = np.concatenate(per_call)
+    if query_to_patch.shape[0] != n_frames:
+        raise ValueError(f"{loaded.spec.model_id}: Q-Former saw {query_to_patch.shape[0]} frames, expected {n_frames}")
+    vision = loaded.model.config.vision_config
+    side = vision.image_size // vision.patch_size
+    return traced_queries(np.concatenate(capture.visual_positions), query_to_patch, side, side,
+                          description=f"{loaded.spec.model_id}: {query_to_patch.shape[1]} Q-Former queries per "
+                                      f"frame traced to {side}x{side} patches")
 
 
 _UNTIED_CLASS: Any = None

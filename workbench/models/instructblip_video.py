@@ -226,6 +226,13 @@ class InstructBlipVideoAdapter(FamilyAdapter):
         return loaded
 
     # ---- inputs --------------------------------------------------------------------------------------
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Each of the 4 frames' 32 Q-Former queries, traced to that frame's patches through the Q-Former's
+        cross-attention (averaged over heads and cross-attention layers); frames are resized whole."""
+        from workbench.models.blip2 import qformer_layout
+
+        return qformer_layout(loaded, capture, n_frames)
+
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
         """4 frames (4,H,W,3 uint8) + instruction -> 128 <video> placeholders, prompt ids, Q-Former ids,

@@ -211,6 +211,20 @@ class InternVL3Adapter(FamilyAdapter):
         text.eos_token_id = tokenizer.eos_token_id
 
     # ---- inputs --------------------------------------------------------------------------------------
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Per frame: the InternViT patch grid (CLS dropped) pixel-shuffled by `downsample_ratio`, row-major;
+        each frame is resized whole to 448x448."""
+        import numpy as np
+
+        from workbench.attention.layout import per_frame_grids
+
+        config = loaded.model.config
+        patches = config.vision_config.image_size[0] // config.vision_config.patch_size[0]
+        side = int(patches * config.downsample_ratio)
+        return per_frame_grids(np.concatenate(capture.visual_positions), n_frames, side, side,
+                               description=f"{loaded.spec.model_id}: pixel shuffle x{config.downsample_ratio}, "
+                                           f"{side}x{side} per frame")
+
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
         """Frames (T,H,W,3 uint8) -> "Frame1: <img><IMG_CONTEXT>x256</img>\\n..." + prompt.

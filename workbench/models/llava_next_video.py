@@ -252,6 +252,21 @@ class LlavaNextVideoAdapter(FamilyAdapter):
         return processor
 
     # ---- inputs --------------------------------------------------------------------------------
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Per frame: the patch grid (CLS dropped) pooled with stride `spatial_pool_stride`, row-major; the
+        processor centre-crops a square."""
+        import numpy as np
+
+        from workbench.attention.layout import centre_crop_box, per_frame_grids
+
+        config = loaded.model.config
+        patches = capture.segments[0].inputs["pixel_values_videos_shape"][-1] // config.vision_config.patch_size
+        side = patches // config.spatial_pool_stride
+        return per_frame_grids(np.concatenate(capture.visual_positions), n_frames, side, side,
+                               box=centre_crop_box(height, width),
+                               description=f"{loaded.spec.model_id}: {patches}x{patches} patches pooled to "
+                                           f"{side}x{side} per frame")
+
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
         """One user turn: the video then the prompt; frames (T,H,W,3 uint8) -> pixel_values_videos."""

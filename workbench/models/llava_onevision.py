@@ -310,6 +310,22 @@ class LlavaOnevisionAdapter(FamilyAdapter):
         return processor
 
     # ---- inputs --------------------------------------------------------------------------------
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Per frame: the patch grid interpolated (bilinear) to ceil(side/2) squared, row-major; then one
+        learned newline token for the whole video. Frames are resized whole to a square."""
+        import math
+
+        import numpy as np
+
+        from workbench.attention.layout import per_frame_grids
+
+        patches = capture.segments[0].inputs["pixel_values_videos_shape"][-1] // loaded.model.config.vision_config.patch_size
+        side = math.ceil(patches / 2)
+        return per_frame_grids(np.concatenate(capture.visual_positions), n_frames, side, side,
+                               trailing_clip_tokens=1,
+                               description=f"{loaded.spec.model_id}: {patches}x{patches} patches pooled to "
+                                           f"{side}x{side} per frame + 1 newline token")
+
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
         """One user turn: the video then the prompt (LLaVA-Video: time instruction first when timed)."""

@@ -356,6 +356,24 @@ class Qwen2VLAdapter(FamilyAdapter):
             **self.size_kwargs(n_frames, max_pixels, min_pixels),
         )
 
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Temporal patches of `temporal_patch_size` frames, each a (grid_h/merge) x (grid_w/merge) grid in
+        row-major order (the processor orders patches so that each merge window is one LLM token); the whole
+        frame is resized, so the grid covers all of it."""
+        import numpy as np
+
+        from workbench.attention.layout import per_frame_grids
+
+        vision = loaded.model.config.vision_config
+        _, grid_h, grid_w = (int(v) for v in capture.segments[0].inputs["video_grid_thw"][0])
+        merge = vision.spatial_merge_size
+        return per_frame_grids(
+            np.concatenate(capture.visual_positions), n_frames, grid_h // merge, grid_w // merge,
+            frames_per_group=vision.temporal_patch_size,
+            description=f"{loaded.spec.model_id}: {vision.temporal_patch_size}-frame temporal patches, "
+                        f"{grid_h // merge}x{grid_w // merge} merged grid",
+        )
+
     def align_token_ids(self, config: Any, tokenizer: Any) -> None:
         """Vision markers at the top level; bos/eos/pad in the text config."""
         for key, token in self.token_names.items():

@@ -229,6 +229,19 @@ class SmolVLM2Adapter(FamilyAdapter):
         text.pad_token_id = tokenizer.pad_token_id
 
     # ---- inputs --------------------------------------------------------------------------------------
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Per frame: the SigLIP patch grid pixel-shuffled by `scale_factor` (blocks of scale x scale
+        patches become one token), row-major; each frame is resized whole to the tower's square."""
+        import numpy as np
+
+        from workbench.attention.layout import per_frame_grids
+
+        config = loaded.model.config
+        side = config.vision_config.image_size // config.vision_config.patch_size // config.scale_factor
+        return per_frame_grids(np.concatenate(capture.visual_positions), n_frames, side, side,
+                               description=f"{loaded.spec.model_id}: pixel shuffle x{config.scale_factor}, "
+                                           f"{side}x{side} per frame")
+
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
         """Frames (T,H,W,3 uint8) + their timestamps -> chat text with one timestamped image block per frame."""

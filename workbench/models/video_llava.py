@@ -252,6 +252,18 @@ class VideoLlavaAdapter(FamilyAdapter):
         return processor
 
     # ---- inputs --------------------------------------------------------------------------------
+    def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
+        """Per frame: the CLIP [CLS] token (kept for video) then the patch grid, row-major; the processor
+        resizes the shortest edge and centre-crops a square, so the grid covers the frame's centre."""
+        import numpy as np
+
+        from workbench.attention.layout import centre_crop_box, per_frame_grids
+
+        side = capture.segments[0].inputs["pixel_values_videos_shape"][-1] // loaded.model.config.vision_config.patch_size
+        return per_frame_grids(np.concatenate(capture.visual_positions), n_frames, side, side, cls_first=True,
+                               box=centre_crop_box(height, width),
+                               description=f"{loaded.spec.model_id}: [CLS] + {side}x{side} patches per frame")
+
     def build_inputs(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None",
                      prompt: str) -> Any:
         """One user turn: the video then the prompt; frames (8,H,W,3 uint8) -> pixel_values_videos."""

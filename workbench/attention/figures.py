@@ -1,0 +1,129 @@
+"""Attention figures: heatmaps over a strip of the sampled frames, a per-word timeline, a layer x frame map;
+and an ipywidgets explorer (word, layer, head) that redraws the same figures in JupyterLab."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from workbench.attention import aggregate
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from workbench.attention.aggregate import AttentionMaps
+
+
+def _word_label(maps: "AttentionMaps", word: int | None) -> str:
+    if word is None:
+        return "whole caption"
+    return f"word {word} {maps.capture.words.loc[word, 'text']!r}"
+
+
+def frame_strip(maps: "AttentionMaps", word: int | None = None, layer: int | str = "mean",
+                head: int | str = "mean", max_frames: int = 16) -> "Figure":
+    """The sampled frames in a row, each overlaid with its attention grid (one colour scale for all), titled
+    with its time and its share of the visual attention."""
+    import matplotlib.pyplot as plt
+
+    grids = aggregate.spatial_maps(maps, word, layer, head)  # (T, rows, cols)
+    per_frame = grids.reshape(len(grids), -1).sum(-1)
+    frame_level = aggregate.frame_table(maps, layer, head)
+    share = (frame_level.groupby("frame")["share"].mean().to_numpy() if word is None
+             else frame_level.query("word == @word")["share"].to_numpy())
+    picks = np.linspace(0, len(grids) - 1, min(max_frames, len(grids))).round().astype(int)
+    vmax = float(grids.max()) or 1.0
+    fig, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.4), squeeze=False)
+    height, width = maps.frames.shape[1:3]
+    x0, y0, x1, y1 = maps.layout.box
+    image = None
+    for ax, f in zip(axes[0], picks):
+        ax.imshow(maps.frames[f], extent=(0, width, height, 0))
+        image = ax.imshow(grids[f], cmap="magma", alpha=0.6, vmin=0, vmax=vmax, interpolation="nearest",
+                          extent=(x0 * width, x1 * width, y1 * height, y0 * height))
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+        ax.set_title(f"{maps.timestamps_s[f]:.1f}s · {share[f]:.0%}", fontsize=8)
+        ax.axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), fraction=0.02, pad=0.01, label="attention")
+    fig.suptitle(f"{_word_label(maps, word)}; layer {layer}, head {head}; patch cells total "
+                 f"{per_frame.sum():.2f} of the attention", fontsize=9)
+    return fig
+
+
+def word_timeline(maps: "AttentionMaps", layer: int | str = "mean", head: int | str = "mean",
+                  max_words: int = 16) -> "Figure":
+    """One bar chart per generated word: its share of visual attention on each sampled frame (by time)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    table = aggregate.frame_table(maps, layer, head)
+    words = maps.capture.words["word"].to_numpy()[:max_words]
+    cols = min(4, max(1, len(words)))
+    rows = -(-len(words) // cols) if len(words) else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 1.9 * rows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(words):]:
+        ax.axis("off")
+    for ax, word in zip(axes.ravel(), words):
+        data = table[table["word"] == word]
+        sns.barplot(data=data, x="time_s", y="share", ax=ax, color="tab:blue")
+        ax.set_title(_word_label(maps, int(word)), fontsize=8)
+        ax.set_xlabel("frame time (s)", fontsize=7)
+        ax.set_ylabel("share of visual attention", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_xticks(ax.get_xticks())
+        ax.set_xticklabels([f"{t:.1f}" for t in sorted(data["time_s"].unique())], rotation=90)
+    fig.suptitle(f"Where each word looked (layer {layer}, head {head})", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def layer_frame_heatmap(maps: "AttentionMaps", head: int | str = "mean") -> "Figure":
+    """Layer x frame: each captured layer's share of visual attention per frame, over the whole caption."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    table = aggregate.layer_frame_table(maps, head)
+    grid = table.pivot(index="layer", columns="time_s", values="share")
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * grid.shape[1] + 2), max(2.2, 0.3 * grid.shape[0] + 1.2)))
+    sns.heatmap(grid, ax=ax, cmap="magma", cbar_kws={"label": "share of visual attention"},
+                xticklabels=[f"{t:.1f}" for t in grid.columns])
+    ax.set_xlabel("frame time (s)")
+    ax.set_ylabel("LLM layer")
+    ax.set_title(f"Visual attention by layer and frame (head {head}, mean over words)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def explorer(maps: "AttentionMaps") -> Any:
+    """ipywidgets: choose word, layer and head; redraws the frame strip and the word's bar chart."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    words = maps.capture.words
+    word_options = [("whole caption", -1)] + [(f"{w}: {t!r}", int(w)) for w, t in zip(words["word"], words["text"])]
+    word = widgets.Dropdown(options=word_options, value=-1, description="word")
+    layer = widgets.Dropdown(options=["mean", *maps.capture.layers], value="mean", description="layer")
+    n_heads = maps.capture.attention.shape[2]
+    head = widgets.Dropdown(options=["mean", *range(n_heads)] if n_heads > 1 else ["mean"], value="mean",
+                            description="head")
+    out = widgets.Output()
+
+    def redraw(*_: Any) -> None:
+        with out:
+            out.clear_output(wait=True)
+            chosen = None if word.value == -1 else int(word.value)
+            fig = frame_strip(maps, chosen, layer.value, head.value)
+            display(fig)
+            plt.close(fig)
+            table = aggregate.frame_table(maps, layer.value, head.value)
+            if chosen is not None:
+                display(table[table["word"] == chosen][["frame", "time_s", "mass", "share"]])
+
+    for control in (word, layer, head):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([word, layer, head]), out])
