@@ -1,0 +1,211 @@
+"""Runs of 04_caption_quality side by side, and a ranked recommendation under a memory budget.
+
+Each ok run of notebook 04 leaves results/summary.json (model, configuration, quality metrics, peak memory,
+memory after load, load time, compute per second of video, components). `collect_runs` reads them through
+the run folders' manifests, listing the runs it skips and why; `rank` orders the configurations that fit a
+memory budget by a quality score, and `recommend` says which one wins and on what evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench import paths
+from workbench.units import GiB
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SOURCE_NOTEBOOK = "04_caption_quality"
+SUMMARY_FILE = "summary.json"
+
+# The quality score is the mean of these, each turned so that 1 is best; components a run lacks (no ground
+# truth: no fact recall or hallucinations) are left out of its mean rather than counted as 0.
+QUALITY_COMPONENTS: dict[str, bool] = {  # metric -> higher is better
+    "success_rate": True,
+    "coverage": True,
+    "fact_recall": True,
+    "hallucination_rate": False,
+    "genericness": False,
+    "staticness": False,
+}
+CONFIG_KEYS = ("model_id", "source", "quantization", "attn_implementation", "dtype", "mode", "window_s",
+               "frames_per_window", "video")
+
+
+def config_label(record: dict[str, Any]) -> str:
+    """Short name of a configuration for tables and charts.
+
+    >>> config_label({"model_id": "qwen2-vl-2b", "quantization": "8bit", "attn_implementation": "sdpa",
+    ...               "mode": "windows", "window_s": 1.0, "frames_per_window": 2})
+    'qwen2-vl-2b/8bit/sdpa/windows 1s x2'
+    """
+    mode = record.get("mode", "windows")
+    detail = (f"{record.get('window_s', 1.0):g}s x{record.get('frames_per_window', 1)}" if mode == "windows"
+              else f"{record.get('clip_frames', '?')} frames")
+    return f"{record['model_id']}/{record.get('quantization', 'none')}/{record.get('attn_implementation', '?')}/" \
+           f"{mode} {detail}"
+
+
+def collect_runs(notebook: str = SOURCE_NOTEBOOK, run_ids: list[str] | None = None,
+                 root: Path | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(runs, skipped): one row per ok run with its summary; one row per run left out, with the reason."""
+    import pandas as pd
+
+    root = root or paths.run_root(notebook)
+    rows, skipped = [], []
+    for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []:
+        if run_ids and run_dir.name not in run_ids:
+            continue
+        manifest_path = run_dir / "manifest.json"
+        if not manifest_path.exists():
+            skipped.append({"run": run_dir.name, "status": "unknown", "reason": "no manifest.json"})
+            continue
+        record = json.loads(manifest_path.read_text())
+        status = record.get("status")
+        if status != "ok":
+            error = (record.get("error") or "").strip().splitlines()
+            reason = error[0] if error else ("unfinished (no end recorded)" if status == "running" else "")
+            skipped.append({"run": run_dir.name, "status": status, "reason": reason})
+            continue
+        summary_path = run_dir / "results" / SUMMARY_FILE
+        if not summary_path.exists():
+            skipped.append({"run": run_dir.name, "status": status, "reason": f"no results/{SUMMARY_FILE}"})
+            continue
+        summary = json.loads(summary_path.read_text())
+        rows.append({"run": run_dir.name, "started_at": record.get("started_at"), **summary})
+    runs = pd.DataFrame(rows)
+    if len(runs):
+        runs["config"] = [config_label(r) for r in runs.to_dict("records")]
+    return runs, pd.DataFrame(skipped, columns=["run", "status", "reason"])
+
+
+def latest_per_config(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """Keep the most recent run of each configuration (same model, settings and video)."""
+    if runs.empty:
+        return runs
+    keys = [k for k in CONFIG_KEYS if k in runs]
+    return (runs.sort_values("started_at").groupby(keys, dropna=False, sort=False).tail(1)
+            .reset_index(drop=True))
+
+
+def quality_score(record: dict[str, Any]) -> float:
+    """Mean of the QUALITY_COMPONENTS a run has, each oriented so that 1 is best.
+
+    >>> quality_score({"success_rate": 1.0, "coverage": 1.0, "genericness": 0.5, "staticness": float("nan")})
+    0.8333333333333334
+    """
+    values = []
+    for metric, higher in QUALITY_COMPONENTS.items():
+        value = record.get(metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        values.append(float(value) if higher else 1.0 - float(value))
+    return sum(values) / len(values) if values else float("nan")
+
+
+def rank(table: "pd.DataFrame", budget_gib: float, memory: str = "peak_bytes") -> "pd.DataFrame":
+    """Configurations ranked by quality score among those whose `memory` fits `budget_gib`.
+
+    Ties go to the higher success rate, then the smaller peak, then the faster one. A configuration over
+    the budget (or without a measured peak) gets no rank and says why in `excluded_reason`.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if table.empty:
+        raise ValueError(f"no runs to rank: run notebook {SOURCE_NOTEBOOK} first (failed runs are not used)")
+    ranked = table.copy()
+    ranked["quality_score"] = [quality_score(r) for r in ranked.to_dict("records")]
+    ranked["peak_gib"] = pd.to_numeric(ranked[memory], errors="coerce") / GiB
+    ranked["fits_budget"] = ranked["peak_gib"].le(budget_gib)
+    ranked["excluded_reason"] = [
+        "" if fits else ("no peak memory measured" if np.isnan(peak)
+                         else f"peak {peak:.4g} GiB > budget {budget_gib:g} GiB")
+        for fits, peak in zip(ranked["fits_budget"], ranked["peak_gib"])
+    ]
+    order = ranked.assign(_score=ranked["quality_score"].fillna(-1), _success=ranked["success_rate"].fillna(-1),
+                          _speed=ranked.get("compute_per_video_s", pd.Series(0.0, index=ranked.index)).fillna(np.inf))
+    order = order.sort_values(["fits_budget", "_score", "_success", "peak_gib", "_speed"],
+                              ascending=[False, False, False, True, True], kind="stable")
+    ranked = order.drop(columns=["_score", "_success", "_speed"]).reset_index(drop=True)
+    ranks = np.where(ranked["fits_budget"], np.arange(1, len(ranked) + 1), np.nan)
+    ranked.insert(0, "rank", pd.array(ranks, dtype="Int64") if len(ranked) else pd.array([], dtype="Int64"))
+    return ranked
+
+
+def evidence(ranking: "pd.DataFrame") -> "pd.DataFrame":
+    """The top configuration beside the runner-up, metric by metric (what the recommendation rests on)."""
+    import pandas as pd
+
+    fits = ranking[ranking["fits_budget"]]
+    metrics = ["quality_score", *QUALITY_COMPONENTS, "peak_gib", "compute_per_video_s", "load_s", "n_components"]
+    rows = []
+    if fits.empty:
+        return pd.DataFrame(columns=["metric", "recommended", "runner_up", "difference"])
+    top = fits.iloc[0]
+    second = fits.iloc[1] if len(fits) > 1 else None
+    for metric in metrics:
+        if metric not in ranking:
+            continue
+        mine = top[metric]
+        other = second[metric] if second is not None else float("nan")
+        difference = (mine - other) if second is not None and _is_number(mine) and _is_number(other) else float("nan")
+        rows.append({"metric": metric, "recommended": mine, "runner_up": other, "difference": difference})
+    return pd.DataFrame(rows)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number that is not NaN (numpy scalars included).
+
+    >>> _is_number(3), _is_number(float("nan")), _is_number("3")
+    (True, False, False)
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def recommend(ranking: "pd.DataFrame", budget_gib: float) -> dict[str, Any]:
+    """The recommendation under a budget, with the reason in words and the excluded configurations."""
+    fits = ranking[ranking["fits_budget"]]
+    excluded = [{"config": r.config, "peak_gib": None if math.isnan(r.peak_gib) else float(r.peak_gib),
+                 "reason": r.excluded_reason} for r in ranking[~ranking["fits_budget"]].itertuples()]
+    result: dict[str, Any] = {"budget_gib": budget_gib, "n_configs": len(ranking), "n_fitting": len(fits),
+                              "excluded": excluded}
+    if fits.empty:
+        measured = ranking.dropna(subset=["peak_gib"])
+        smallest = measured.sort_values("peak_gib").iloc[0] if len(measured) else None
+        result.update(recommended=None, model_id=None, why=(
+            f"no configuration fits in {budget_gib:g} GiB"
+            + (f"; the smallest peak is {smallest.peak_gib:.4g} GiB ({smallest.config})" if smallest is not None
+               else "")))
+        return result
+    top = fits.iloc[0]
+    why = (f"{top.config} has the highest quality score ({top.quality_score:.3f}) of the {len(fits)} "
+           f"configuration(s) whose peak memory fits in {budget_gib:g} GiB (its peak: {top.peak_gib:.4g} GiB)")
+    if len(fits) > 1:
+        second = fits.iloc[1]
+        better = [m for m, higher in QUALITY_COMPONENTS.items()
+                  if _is_number(top.get(m)) and _is_number(second.get(m))
+                  and ((top[m] > second[m]) if higher else (top[m] < second[m]))]
+        why += (f"; runner-up {second.config} scores {second.quality_score:.3f}"
+                + (f"; better on {', '.join(better)}" if better else "; tied on the score, ahead on the tie-breaks"))
+    if excluded:
+        why += f"; {len(excluded)} configuration(s) excluded for exceeding the budget or lacking a peak"
+    result.update(recommended=top.config, model_id=top.model_id, quality_score=float(top.quality_score),
+                  peak_gib=float(top.peak_gib), why=why)
+    return result
+
+
+COMPARE_COLUMNS = ["rank", "config", "model_id", "family", "quality_score", "success_rate", "coverage",
+                   "fact_recall", "hallucination_rate", "genericness", "specificity", "staticness", "distinct_2",
+                   "bleu_4", "rouge_l", "cider", "peak_gib", "memory_after_load_bytes", "load_s",
+                   "compute_per_video_s", "n_components", "components", "fits_budget", "excluded_reason", "run"]
+
+
+def comparison_table(ranking: "pd.DataFrame") -> "pd.DataFrame":
+    """The columns a team compares, in a fixed order (those a run lacks are left out)."""
+    return ranking[[c for c in COMPARE_COLUMNS if c in ranking]]

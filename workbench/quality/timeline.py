@@ -1,0 +1,389 @@
+"""Per-second captioning: a timeline of captions for a video, from a model loaded once.
+
+Two modes:
+- "windows": split the video into windows of `window_s` seconds (1 s by default), sample
+  `frames_per_window` frames in each and caption every window separately (one generate() per window);
+- "whole_clip": caption the whole clip once from `clip_frames` frames, asking for one line per second,
+  and parse "[t] text" / "0-1s: text" lines back into per-second rows where the model wrote them.
+
+Either way the result is one row per window (second) with its caption, tokens, latency and status, the
+peak memory while captioning and the seconds of compute per second of video.
+
+Peak memory: on CUDA the allocator's max allocated over all calls (free to measure). On CPU a live-tensor
+tracker (weights included) that slows every operator several-fold, so the windows are captioned
+untracked (latencies stay true) and then the window that generated the most tokens (the largest KV cache;
+all windows have the same frame count and size) is captioned once more under the tracker.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workbench.choices import TimelineMode
+from workbench.models.base import check_literal_fields
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from workbench.models.base import LoadedModel
+
+TIMESTAMP_PROMPT = (
+    "Describe this video second by second. Write one line per second, in the form "
+    "'<start>-<end>s: <what is visible and what happens>', from 0-1s to {last}-{end}s."
+)
+
+TABLE_COLUMNS = ["window", "start_s", "end_s", "caption", "tokens", "latency_s", "status", "message",
+                 "call", "n_frames", "frame_times_s"]
+
+
+@dataclass(frozen=True)
+class TimelineSettings:
+    mode: TimelineMode = "windows"
+    window_s: float = 1.0  # windows mode: window length
+    frames_per_window: int = 2  # windows mode: frames sampled in each window (Qwen3-VL refuses 1)
+    clip_frames: int = 8  # whole_clip mode: frames sampled over the whole clip
+    max_seconds: float = 0.0  # caption only the first max_seconds of the video (0: all of it)
+    max_side: int = 0  # resize frames so the longer side is at most this (0 keeps the size)
+    prompt: str = ""  # "" = the model's own prompt (windows) or TIMESTAMP_PROMPT (whole_clip)
+    max_new_tokens: int = 32
+    seed: int = 0
+    chunk_windows: int = 64  # windows decoded at a time (memory grows with this, not with the video)
+    thumbnail_side: int = 160  # the timeline view keeps one small frame per row
+    track_memory: bool = True  # measure peak memory while captioning (see the module doc)
+
+    def __post_init__(self) -> None:
+        check_literal_fields(self)
+        if self.window_s <= 0 or self.frames_per_window <= 0 or self.clip_frames <= 0:
+            raise ValueError("window_s, frames_per_window and clip_frames must be positive")
+        if self.max_seconds < 0:
+            raise ValueError(f"max_seconds must be >= 0 (0 = whole video), got {self.max_seconds}")
+
+
+@dataclass
+class Timeline:
+    """A captioned video: per-row table, per-call table and what captioning cost."""
+
+    table: "pd.DataFrame"  # one row per window (second): TABLE_COLUMNS
+    calls: "pd.DataFrame"  # one row per generate() call: call, status, text, tokens, latency_s, n_frames, error
+    thumbnails: list["np.ndarray"]  # one small (h, w, 3) uint8 frame per table row
+    settings: TimelineSettings
+    video: str
+    video_duration_s: float
+    span_s: float  # seconds of video captioned
+    peak_bytes: int | None
+    memory_kind: str
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def compute_s(self) -> float:
+        """Seconds spent in captioning calls (their latencies summed)."""
+        return float(self.calls["latency_s"].sum()) if len(self.calls) else 0.0
+
+    @property
+    def compute_per_video_s(self) -> float:
+        """Seconds of compute per second of video (below 1: faster than real time)."""
+        return self.compute_s / self.span_s if self.span_s else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {"video": self.video, "video_duration_s": self.video_duration_s, "span_s": self.span_s,
+                "n_rows": len(self.table), "n_calls": len(self.calls), "compute_s": self.compute_s,
+                "compute_per_video_s": self.compute_per_video_s, "wall_s": self.wall_s,
+                "peak_bytes": self.peak_bytes, "memory_kind": self.memory_kind, "notes": self.notes,
+                **{f"setting_{k}": v for k, v in asdict(self.settings).items()}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Parsing timestamped captions (pure)
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float | None  # None: a point timestamp, ends where the next one starts
+    text: str
+
+
+_NUM = r"\d+(?:\.\d+)?"
+_UNIT = r"(?:s|sec|secs|seconds?)"
+_TAGS = [
+    # [mm:ss] or [mm:ss-mm:ss]
+    re.compile(r"\[\s*(?P<am>\d+):(?P<as>\d\d(?:\.\d+)?)\s*(?:[-–]\s*(?P<bm>\d+):(?P<bs>\d\d(?:\.\d+)?)\s*)?\]"),
+    # [1.5s], [2], [0-1s], [0 - 1 s]
+    re.compile(rf"\[\s*(?P<a>{_NUM})\s*{_UNIT}?\s*(?:(?:[-–]|to)\s*(?P<b>{_NUM})\s*{_UNIT}?\s*)?\]", re.I),
+    # 0-1s: / 0 s - 1 s / 2 to 3 seconds: (a unit after the range, so "2-3 objects" is not a tag)
+    re.compile(rf"(?<![\w.])(?P<a>{_NUM})\s*{_UNIT}?\s*(?:[-–]|to)\s*(?P<b>{_NUM})\s*{_UNIT}\b\s*[:.)\-–]?", re.I),
+    # a line starting "0-1:" or "3s:" or "Second 3:"
+    re.compile(rf"(?m)^\s*(?:second\s+)?(?P<a>{_NUM})\s*(?:(?:[-–]|to)\s*(?P<b>{_NUM})\s*)?{_UNIT}?\s*:", re.I),
+]
+
+
+def parse_timestamped(text: str) -> list[Segment]:
+    """Split a caption at its timestamps: '[t] text', '[a-b] text', 'a-bs: text', 'mm:ss', line-start 't:'.
+
+    >>> parse_timestamped("0-1s: a red circle\\n1-2s: it moves right")
+    [Segment(start_s=0.0, end_s=1.0, text='a red circle'), Segment(start_s=1.0, end_s=2.0, text='it moves right')]
+    >>> parse_timestamped("[0.5s] a dot [1.5s] two dots")
+    [Segment(start_s=0.5, end_s=None, text='a dot'), Segment(start_s=1.5, end_s=None, text='two dots')]
+    >>> parse_timestamped("A red circle with 2-3 objects")
+    []
+    """
+    found: list[tuple[int, int, float, float | None]] = []
+    for pattern in _TAGS:
+        for match in pattern.finditer(text or ""):
+            if any(match.start() < end and match.end() > start for start, end, _, _ in found):
+                continue  # an earlier pattern already took this place
+            groups = match.groupdict()
+            if groups.get("am") is not None:
+                a = 60 * int(groups["am"]) + float(groups["as"])
+                b = 60 * int(groups["bm"]) + float(groups["bs"]) if groups.get("bm") else None
+            else:
+                a = float(groups["a"])
+                b = float(groups["b"]) if groups.get("b") else None
+            found.append((match.start(), match.end(), a, b))
+    found.sort()
+    segments = []
+    for i, (_, end, a, b) in enumerate(found):
+        stop = found[i + 1][0] if i + 1 < len(found) else len(text)
+        body = text[end:stop].strip(" \t\n;,-–")
+        segments.append(Segment(a, b if b is not None and b > a else None, body))
+    return segments
+
+
+def segments_per_second(segments: list[Segment], n_rows: int, window_s: float = 1.0) -> list[str]:
+    """The text for each row [i * window_s, (i + 1) * window_s): the segments that hold its midpoint or
+    start inside it, joined. A point timestamp lasts until the next one starts (the last one, one window).
+
+    >>> segments_per_second([Segment(0.5, None, "a"), Segment(2.5, None, "b")], 4)
+    ['a', 'a', 'b', '']
+    >>> segments_per_second([Segment(0.0, 2.0, "a"), Segment(2.0, 3.0, "b")], 3)
+    ['a', 'a', 'b']
+    """
+    spans: list[tuple[float, float, str]] = []
+    for i, seg in enumerate(segments):
+        if seg.end_s is not None:
+            end = seg.end_s
+        else:
+            later = [s.start_s for s in segments[i + 1:] if s.start_s > seg.start_s]
+            end = later[0] if later else seg.start_s + window_s
+        spans.append((seg.start_s, end, seg.text))
+    texts = []
+    for row in range(n_rows):
+        lo, hi = row * window_s, (row + 1) * window_s
+        mid = (lo + hi) / 2
+        parts = [text for start, end, text in spans if text and (start <= mid < end or lo <= start < hi)]
+        texts.append(" ".join(dict.fromkeys(parts)))
+    return texts
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory while captioning
+
+
+class _PeakMemory:
+    """Peak memory over a block of captioning calls: CUDA max allocated, or live CPU tensor bytes.
+
+    On CPU the model's weights are adopted first, so the peak includes them, like CUDA's allocated peak.
+    """
+
+    def __init__(self, loaded: "LoadedModel", enabled: bool) -> None:
+        self.device = loaded.report.device
+        self.enabled = enabled
+        self.tracker = None
+        self.peak_bytes: int | None = None
+        if not enabled:
+            self.kind = "not_tracked"
+        elif self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.kind = "cuda_max_allocated"
+        else:
+            from workbench.memory.tracker import LiveTensorTracker
+            from workbench.models.base import model_tensors
+
+            self.tracker = LiveTensorTracker()
+            self.tracker.adopt(model_tensors(loaded.model))
+            self.kind = "cpu_live_tensor_bytes"
+
+    @property
+    def needs_rerun(self) -> bool:
+        """CPU tracking is slow: calls run untracked and one is repeated under the tracker afterwards."""
+        return self.tracker is not None
+
+    def around_every_call(self) -> Any:
+        """The context for an ordinary captioning call: tracking on CUDA, nothing on CPU."""
+        import contextlib
+
+        return contextlib.nullcontext() if self.needs_rerun else self
+
+    def __enter__(self) -> "_PeakMemory":
+        if self.tracker is not None:
+            self.tracker.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.tracker is not None:
+            self.tracker.__exit__(*exc)
+            self.peak_bytes = max(self.peak_bytes or 0, self.tracker.peak_bytes)
+        elif self.enabled and self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+            self.peak_bytes = max(self.peak_bytes or 0, int(torch.cuda.max_memory_allocated()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Captioning
+
+
+def _thumbnail(frame: "np.ndarray", side: int) -> "np.ndarray":
+    import numpy as np
+    from PIL import Image
+
+    height, width = frame.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    if scale >= 1.0:
+        return np.ascontiguousarray(frame)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+
+
+def _span(video_duration_s: float, max_seconds: float) -> float:
+    return min(max_seconds, video_duration_s) if max_seconds > 0 else video_duration_s
+
+
+def caption_timeline(loaded: "LoadedModel", video_path: str | Path,
+                     settings: TimelineSettings | None = None, progress: bool = True) -> Timeline:
+    """Caption a video with a loaded model, window by window or whole with timestamps (see module doc)."""
+    from workbench import video
+
+    settings = settings or TimelineSettings()
+    info = video.probe(video_path)
+    span_s = _span(info.duration_s, settings.max_seconds)
+    start = time.perf_counter()
+    memory = _PeakMemory(loaded, settings.track_memory)
+    if settings.mode == "windows":
+        rows, calls, thumbs, notes = _windows(loaded, Path(video_path), span_s, settings, memory, progress)
+    else:
+        rows, calls, thumbs, notes = _whole_clip(loaded, Path(video_path), span_s, settings, memory)
+    import pandas as pd
+
+    return Timeline(
+        table=pd.DataFrame(rows, columns=TABLE_COLUMNS),
+        calls=pd.DataFrame(calls, columns=["call", "status", "text", "tokens", "latency_s", "n_frames",
+                                           "n_input_tokens", "error"]),
+        thumbnails=thumbs, settings=settings, video=str(video_path), video_duration_s=info.duration_s,
+        span_s=span_s, peak_bytes=memory.peak_bytes, memory_kind=memory.kind,
+        wall_s=time.perf_counter() - start, notes=notes,
+    )
+
+
+def _generation(settings: TimelineSettings) -> Any:
+    from workbench.models.base import GenerationSettings
+
+    return GenerationSettings(max_new_tokens=settings.max_new_tokens, seed=settings.seed)
+
+
+def _call_row(call: int, record: Any) -> dict[str, Any]:
+    return {"call": call, "status": record.status, "text": record.text, "tokens": record.n_tokens,
+            "latency_s": record.latency_s, "n_frames": record.n_frames, "n_input_tokens": record.n_input_tokens,
+            "error": record.error or ""}
+
+
+def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: TimelineSettings, memory: _PeakMemory,
+             progress: bool) -> tuple[list, list, list, list]:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from workbench import video
+
+    n_windows = math.ceil(span_s / settings.window_s - 1e-9)
+    prompt = settings.prompt or None
+    generation = _generation(settings)
+    rows, calls, thumbs, notes = [], [], [], []
+    bar = tqdm(total=n_windows, desc=f"captioning {loaded.spec.model_id}", unit="window",
+               disable=not progress or n_windows < 2)
+    chunk_s = settings.chunk_windows * settings.window_s
+    offset = 0
+    chunk_start = 0.0
+    longest: tuple[int, Any, Any] = (-1, None, None)
+    while offset < n_windows:
+        chunk_end = min(chunk_start + chunk_s, span_s)
+        frames = video.sample_windows(path, settings.window_s, settings.frames_per_window, start_s=chunk_start,
+                                      end_s=chunk_end, max_side=settings.max_side or None)
+        for local, (w_start, w_end) in enumerate(frames.windows or []):
+            picks = np.flatnonzero(frames.window_ids == local)
+            clip, times = frames.frames[picks], frames.timestamps_s[picks]
+            with memory.around_every_call():
+                record = loaded.describe(clip, times, prompt=prompt, generation=generation)
+            window = offset + local
+            notes += [n for n in record.notes if n not in notes]
+            calls.append(_call_row(window, record))
+            rows.append({"window": window, "start_s": float(w_start), "end_s": float(w_end),
+                         "caption": record.text, "tokens": record.n_tokens, "latency_s": record.latency_s,
+                         "status": record.status, "message": record.error or "", "call": window,
+                         "n_frames": record.n_frames,
+                         "frame_times_s": ";".join(f"{t:.3f}" for t in times)})
+            thumbs.append(_thumbnail(clip[0], settings.thumbnail_side))
+            if record.n_tokens > longest[0]:
+                longest = (record.n_tokens, clip, times)
+            bar.update(1)
+        offset += len(frames.windows or [])
+        chunk_start = chunk_end
+        if not frames.windows:
+            break
+    bar.close()
+    if memory.needs_rerun and longest[1] is not None:
+        with memory:
+            rerun = loaded.describe(longest[1], longest[2], prompt=prompt, generation=generation)
+        notes.append(f"CPU peak memory measured by captioning the window with the most tokens ({longest[0]}) "
+                     f"again under the live-tensor tracker ({rerun.latency_s:.2f} s tracked)")
+    return rows, calls, thumbs, notes
+
+
+def _whole_clip(loaded: "LoadedModel", path: Path, span_s: float, settings: TimelineSettings,
+                memory: _PeakMemory) -> tuple[list, list, list, list]:
+    import numpy as np
+
+    from workbench import video
+
+    n_rows = math.ceil(span_s - 1e-9)
+    frames = video.sample_fps(path, settings.clip_frames / span_s, end_s=span_s, max_frames=settings.clip_frames,
+                              max_side=settings.max_side or None)
+    prompt = settings.prompt or TIMESTAMP_PROMPT.format(last=n_rows - 1, end=n_rows)
+    with memory.around_every_call():
+        record = loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings))
+    notes = list(record.notes)
+    if memory.needs_rerun:
+        with memory:
+            loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings))
+        notes.append("CPU peak memory measured by captioning the clip again under the live-tensor tracker")
+    segments = parse_timestamped(record.text) if record.status == "ok" else []
+    texts = segments_per_second(segments, n_rows)
+    if record.status == "ok" and not segments:
+        notes.append("whole-clip caption has no timestamps: no per-second rows could be parsed")
+    rows, thumbs = [], []
+    share = 1 / n_rows if n_rows else 0.0
+    for second, text in enumerate(texts):
+        if record.status != "ok":
+            status, message = record.status, record.error or ""
+        elif text:
+            status, message = "ok", ""
+        else:
+            status = "missing"
+            message = "no timestamp in the caption covers this second" if segments else "caption has no timestamps"
+        nearest = int(np.argmin(np.abs(frames.timestamps_s - (second + 0.5))))
+        rows.append({"window": second, "start_s": float(second), "end_s": float(min(second + 1, span_s)),
+                     "caption": text, "tokens": record.n_tokens * share, "latency_s": record.latency_s * share,
+                     "status": status, "message": message, "call": 0, "n_frames": record.n_frames,
+                     "frame_times_s": ";".join(f"{t:.3f}" for t in frames.timestamps_s)})
+        thumbs.append(_thumbnail(frames.frames[nearest], settings.thumbnail_side))
+    return rows, [_call_row(0, record)], thumbs, notes
