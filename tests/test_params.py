@@ -88,8 +88,13 @@ def test_params_file_validates_against_its_notebook(params_file):
 def test_demo_file_names_existing_notebooks_and_valid_params():
     from workbench.demo import demo_runs
 
+    from workbench.sweep import load_sweep
+
     for run in demo_runs():
-        resolve_parameters(run["notebook"], run.get("params"))
+        if "sweep" in run:
+            load_sweep(run["sweep"])
+        else:
+            resolve_parameters(run["notebook"], run.get("params"))
 
 
 def test_params_files_are_all_accounted_for():

@@ -53,6 +53,19 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from workbench.sweep import run_sweep
+
+    sweep_dir = run_sweep(args.file, executor=args.executor, workers=args.workers,
+                          retry_failed=args.retry_failed, address=args.address)
+    runs = pd.read_csv(sweep_dir / "runs.csv")
+    print(runs["status"].value_counts().to_string())
+    print(f"index: {sweep_dir / 'index.html'}")
+    return 0 if (runs["status"] == "ok").all() else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_argument("names", nargs="*", help="scenarios (default: all)")
     probes.add_argument("--seed", type=int, default=0)
     probes.set_defaults(func=_cmd_probe_videos)
+
+    sweep = sub.add_parser("sweep", help="run a parameter sweep file (params/sweeps/*.yaml), resumable")
+    sweep.add_argument("file", help="sweep YAML (path, or name under params/)")
+    sweep.add_argument("--executor", choices=["local", "ray"], default="local")
+    sweep.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="local runs at a time (default: the file's, else 1 on a GPU, half the cores on CPU)")
+    sweep.add_argument("--retry-failed", action="store_true", help="redo runs that ended other than ok")
+    sweep.set_defaults(func=_cmd_sweep)
 
     models = sub.add_parser("models", help="list the model zoo with status and size")
     models.set_defaults(func=_cmd_models)

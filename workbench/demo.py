@@ -18,14 +18,30 @@ def demo_runs() -> list[dict[str, Any]]:
 
 
 def run_demo(only: list[str] | None = None) -> bool:
-    """Run the demo; True when every run ended ok. Each run's folder is printed as it finishes."""
-    from workbench.runner import resolve_parameters, run_notebook
+    """Run the demo; True when every run ended ok. Each run's folder is printed as it finishes.
 
-    runs = [r for r in demo_runs() if not only or r["notebook"] in only]
+    An entry is a notebook run (`notebook`, `params`) or a sweep (`sweep`: a sweep file).
+    """
+    from workbench.runner import resolve_parameters, run_notebook
+    from workbench.sweep import load_sweep, run_sweep
+
+    runs = [r for r in demo_runs()
+            if not only or r.get("notebook") in only or (r.get("sweep") and "sweep" in only)]
     for run in runs:  # validate every run before starting any
-        resolve_parameters(run["notebook"], run.get("params"))
+        if "sweep" in run:
+            load_sweep(run["sweep"])
+        else:
+            resolve_parameters(run["notebook"], run.get("params"))
     all_ok = True
     for run in runs:
+        if "sweep" in run:
+            import pandas as pd
+
+            sweep_dir = run_sweep(run["sweep"], progress=False)
+            statuses = pd.read_csv(sweep_dir / "runs.csv")["status"]
+            print(f"[sweep {statuses.value_counts().to_dict()}] {run['sweep']}: {sweep_dir / 'index.html'}")
+            all_ok &= bool((statuses == "ok").all())
+            continue
         result = run_notebook(run["notebook"], run.get("params"))
         print(f"[{result.status}] {run['notebook']}: {result.dir / 'notebook.html'}")
         if result.error:

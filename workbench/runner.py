@@ -24,7 +24,7 @@ from typing import Any
 from workbench import atomic, manifest, paths
 from workbench.params import ParameterError, load_yaml, notebook_parameters, validate
 
-STATUSES = ("ok", "failed", "oom", "timeout")
+STATUSES = ("ok", "failed", "oom", "timeout", "killed")  # killed: the kernel died (a signal, os._exit)
 PARTIAL_NAME = ".notebook.partial.ipynb"
 
 
@@ -121,7 +121,7 @@ def classify_failure(err: BaseException) -> tuple[str, str]:
     if "OutOfMemoryError" in ename or "out of memory" in evalue.lower():
         return "oom", message
     if name == "DeadKernelError":
-        return "failed", f"DeadKernelError: the kernel died ({evalue})"
+        return "killed", f"DeadKernelError: the kernel died ({evalue})"
     if name == "PapermillExecutionError":
         cell = getattr(err, "exec_count", None)
         return "failed", f"cell {cell}: {message}"

@@ -51,6 +51,16 @@ def config_label(record: dict[str, Any]) -> str:
            f"{mode} {detail}"
 
 
+def runs_root(notebook: str = SOURCE_NOTEBOOK, sweep: str = "") -> Path:
+    """Where the runs to compare live: a sweep's run folders, or the notebook's own under outputs/."""
+    if not sweep:
+        return paths.run_root(notebook)
+    root = paths.outputs_dir() / "sweeps" / sweep / "runs"
+    if not root.exists():
+        raise FileNotFoundError(f"sweep {sweep!r} has no runs under {root}; run `python -m workbench sweep` first")
+    return root
+
+
 def collect_runs(notebook: str = SOURCE_NOTEBOOK, run_ids: list[str] | None = None,
                  root: Path | None = None) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     """(runs, skipped): one row per ok run with its summary; one row per run left out, with the reason."""
@@ -91,6 +101,38 @@ def latest_per_config(runs: "pd.DataFrame") -> "pd.DataFrame":
     keys = [k for k in CONFIG_KEYS if k in runs]
     return (runs.sort_values("started_at").groupby(keys, dropna=False, sort=False).tail(1)
             .reset_index(drop=True))
+
+
+def pool_videos(runs: "pd.DataFrame") -> "pd.DataFrame":
+    """One row per configuration over all its videos: metrics averaged, memory and load figures at their
+    maximum (a model must fit the hardest video), videos and runs listed.
+
+    >>> import pandas as pd
+    >>> runs = pd.DataFrame({"run": ["a", "b"], "config": ["m/none", "m/none"], "video": ["v1", "v2"],
+    ...                      "coverage": [1.0, 0.5], "peak_bytes": [10, 30]})
+    >>> pool_videos(runs)[["config", "video", "n_runs", "coverage", "peak_bytes"]].values.tolist()
+    [['m/none', 'v1, v2', 2, 0.75, 30]]
+    """
+    import pandas as pd
+
+    if runs.empty or "config" not in runs:
+        return runs
+    rows = []
+    for config, group in runs.groupby("config", sort=False):
+        row: dict[str, Any] = {}
+        for column in group.columns:
+            values = group[column]
+            if column in ("run", "video"):
+                row[column] = ", ".join(str(v) for v in dict.fromkeys(values))
+            elif pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+                row[column] = values.iloc[-1]
+            elif any(word in column for word in ("bytes", "peak", "load_seconds", "components")):
+                row[column] = values.max()
+            else:
+                row[column] = values.mean()
+        row["n_runs"] = len(group)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def quality_score(record: dict[str, Any]) -> float:

@@ -1,0 +1,424 @@
+"""Parameter sweeps over a notebook: expand a grid, validate every run, run each in its own kernel, resume.
+
+A sweep file (YAML, in params/) names a notebook, base parameters, and a `grid` (cartesian product) and/or
+`zip` (lists walked together):
+
+    notebook: 02_memory_probe
+    name: memory_grid            # folder under outputs/sweeps/ (default: the file's stem)
+    base: {model: qwen2-vl-2b, source: tiny}
+    base_file: params/02_memory_probe.smoke.yaml   # optional: base parameters from a params file
+    grid: {quantizations: [[none], [8bit]], attn_implementations: [[eager], [sdpa]]}
+    zip: {frames: [[4], [8]], frame_sizes: [["280x280"], ["140x140"]]}
+    timeout_s: 900               # per run (wall clock); the run is killed and recorded as timeout
+    workers: 2                   # local executor on CPU (a GPU machine runs one at a time)
+    gpus_per_run: 0              # Ray: the GPU request of each task
+
+Each run is identified by a hash of the notebook, its parameters and the code version (the notebook file
+and every workbench source file), so a restarted sweep skips finished runs and a code change reruns them.
+Layout under outputs/sweeps/<name>/:
+
+    runs/<key>-a<attempt>/   each attempt's run folder (a new folder per attempt: a run killed with the
+                             sweep can never write into its successor's folder)
+    records/<key>.json       one record per run, written atomically when the run ends: the only truth
+                             about what finished (status ok / failed / oom / timeout / killed)
+    runs.csv, runs.parquet   every run's parameters, status, duration and folder
+    results/<table>.csv|parquet  each results table of every finished run, with the run's parameters
+    index.html               links to every run's executed notebook (HTML), for sharing
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import atomic, paths
+from workbench.params import ParameterError, load_yaml
+from workbench.runner import STATUSES as FINAL_STATUSES
+
+SWEEP_KEYS = {"notebook", "name", "base", "base_file", "grid", "zip", "timeout_s", "workers", "gpus_per_run",
+              "cpus_per_run", "description"}
+
+
+class SweepError(ValueError):
+    """A sweep file that cannot run; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: its notebook, parameters (base + grid point) and resume key."""
+
+    notebook: str
+    parameters: dict[str, Any]
+    key: str
+    point: dict[str, Any]  # the grid / zip values that vary across the sweep
+
+
+@dataclass
+class Sweep:
+    path: Path
+    name: str
+    notebook: str
+    runs: list[RunSpec]
+    timeout_s: float | None
+    workers: int | None
+    gpus_per_run: float
+    cpus_per_run: float
+    code_version: str
+    varying: list[str] = field(default_factory=list)
+
+    @property
+    def dir(self) -> Path:
+        return paths.outputs_dir() / "sweeps" / self.name
+
+
+# ---- expansion and validation (pure, no kernels) -----------------------------------------------------
+
+def expand_points(grid: dict[str, list[Any]] | None, zipped: dict[str, list[Any]] | None,
+                  source: str = "sweep") -> list[dict[str, Any]]:
+    """Grid points: the cartesian product of `grid` times the rows of `zip` (lists of equal length).
+
+    >>> expand_points({"a": [1, 2], "b": ["x", "y"]}, None)
+    [{'a': 1, 'b': 'x'}, {'a': 1, 'b': 'y'}, {'a': 2, 'b': 'x'}, {'a': 2, 'b': 'y'}]
+    >>> expand_points({"a": [1, 2]}, {"c": [10, 20], "d": [True, False]})  # doctest: +NORMALIZE_WHITESPACE
+    [{'a': 1, 'c': 10, 'd': True}, {'a': 1, 'c': 20, 'd': False},
+     {'a': 2, 'c': 10, 'd': True}, {'a': 2, 'c': 20, 'd': False}]
+    """
+    grid, zipped = grid or {}, zipped or {}
+    for label, table in (("grid", grid), ("zip", zipped)):
+        if not isinstance(table, dict):
+            raise SweepError(f"{source}: '{label}' must be a mapping of parameter -> list of values")
+        for name, values in table.items():
+            if not isinstance(values, list) or not values:
+                raise SweepError(f"{source}: {label}.{name} must be a non-empty list, got {values!r}")
+    overlap = set(grid) & set(zipped)
+    if overlap:
+        raise SweepError(f"{source}: {sorted(overlap)} appear in both grid and zip")
+    lengths = {name: len(values) for name, values in zipped.items()}
+    if len(set(lengths.values())) > 1:
+        raise SweepError(f"{source}: zip lists must have equal lengths, got {lengths}")
+    zip_rows = [dict(zip(zipped, row)) for row in zip(*zipped.values())] if zipped else [{}]
+    grid_rows = [dict(zip(grid, row)) for row in itertools.product(*grid.values())] if grid else [{}]
+    return [{**g, **z} for g in grid_rows for z in zip_rows]
+
+
+def code_version(notebook_path: Path) -> str:
+    """Hash of the notebook file and every workbench source file: what a run's results depend on."""
+    digest = hashlib.sha256()
+    files = [notebook_path, *sorted((paths.REPO_ROOT / "workbench").rglob("*.py"))]
+    for path in files:
+        inside = path.resolve().is_relative_to(paths.REPO_ROOT)
+        digest.update(str(path.resolve().relative_to(paths.REPO_ROOT) if inside else path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_key(notebook: str, parameters: dict[str, Any], version: str) -> str:
+    """Resume key of a run.
+
+    >>> run_key("nb", {"a": 1, "b": [2]}, "v1") == run_key("nb", {"b": [2], "a": 1}, "v1")
+    True
+    >>> run_key("nb", {"a": 1}, "v1") == run_key("nb", {"a": 1}, "v2")
+    False
+    """
+    payload = json.dumps({"notebook": notebook, "parameters": parameters, "code": version},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read, expand and validate a sweep file: every run's parameters are checked before any starts."""
+    from workbench.runner import resolve_parameters
+
+    path = paths.params_path(str(path)) if not Path(path).exists() else Path(path)
+    spec = load_yaml(path)
+    source = str(path)
+    unknown = set(spec) - SWEEP_KEYS
+    if unknown:
+        raise SweepError(f"{source}: unknown keys {sorted(unknown)}; valid keys: {sorted(SWEEP_KEYS)}")
+    notebook = spec.get("notebook")
+    if not isinstance(notebook, str):
+        raise SweepError(f"{source}: 'notebook' (a notebook name such as 02_memory_probe) is required")
+    base = dict(load_yaml(paths.params_path(spec["base_file"]))) if spec.get("base_file") else {}
+    if not isinstance(spec.get("base", {}), dict):
+        raise SweepError(f"{source}: 'base' must be a mapping of parameter -> value")
+    base.update(spec.get("base") or {})
+    points = expand_points(spec.get("grid"), spec.get("zip"), source)
+    nb_path = paths.notebook_path(notebook)
+    version = code_version(nb_path)
+    runs, seen = [], set()
+    for index, point in enumerate(points):
+        parameters = {**base, **point}
+        try:
+            resolve_parameters(notebook, overrides=parameters)
+        except ParameterError as err:
+            raise SweepError(f"{source}: run {index} ({point}): {err}") from err
+        key = run_key(nb_path.stem, parameters, version)
+        if key in seen:
+            raise SweepError(f"{source}: run {index} ({point}) repeats an earlier run")
+        seen.add(key)
+        runs.append(RunSpec(str(nb_path), parameters, key, point))
+    for name in ("timeout_s", "workers", "gpus_per_run", "cpus_per_run"):
+        value = spec.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise SweepError(f"{source}: {name} must be a non-negative number, got {value!r}")
+    return Sweep(
+        path=path, name=str(spec.get("name") or path.name.removesuffix(".yaml")), notebook=nb_path.stem,
+        runs=runs, timeout_s=spec.get("timeout_s"), workers=spec.get("workers"),
+        gpus_per_run=float(spec.get("gpus_per_run") or 0), cpus_per_run=float(spec.get("cpus_per_run") or 1),
+        code_version=version, varying=sorted({k for p in points for k in p}),
+    )
+
+
+# ---- one run, in its own process -----------------------------------------------------------------------
+
+def read_record(sweep_dir: Path, key: str) -> dict[str, Any] | None:
+    path = sweep_dir / "records" / f"{key}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the sweep process dies (Linux), so no run outlives its sweep."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    os.setsid()  # own process group: a timeout kills the run's kernel with it
+
+
+def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run one sweep run in a fresh `python -m workbench.sweep _worker` process and write its record.
+
+    The record is written last and atomically; a run without a record did not finish (its folder is kept
+    under its attempt number and the run is redone on resume).
+    """
+    sweep_dir = Path(sweep_dir)
+    (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
+    attempt = 1 + len(list((sweep_dir / "runs").glob(f"{run.key}-a*")))
+    run_dir = sweep_dir / "runs" / f"{run.key}-a{attempt}"
+    run_dir.mkdir()
+    payload = json.dumps({"notebook": run.notebook, "parameters": run.parameters, "run_dir": str(run_dir)})
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "workbench.sweep", "_worker", payload],
+                               cwd=str(paths.REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               preexec_fn=_die_with_parent)
+    status = error = None
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        status, error = "timeout", f"the run passed its time limit of {timeout_s} s and was killed"
+    seconds = time.perf_counter() - started
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if status is None:
+        status, error = manifest.get("status"), manifest.get("error")
+        if status not in FINAL_STATUSES:
+            code = process.returncode
+            status = "killed"
+            error = (f"the run process ended with {'signal ' + str(-code) if code < 0 else 'exit code ' + str(code)}"
+                     f" before finishing: {output.decode(errors='replace')[-500:]}")
+    if manifest.get("status") != status:  # seal the run folder with the outcome the sweep saw
+        from workbench.runner import finish_run
+
+        record_base = manifest or {"notebook": run.notebook, "parameters": run.parameters, "inputs": []}
+        finish_run(run_dir, record_base, status, error, seconds)
+    record = {
+        "key": run.key, "notebook": run.notebook, "parameters": run.parameters, "point": run.point,
+        "status": status, "error": error, "seconds": round(seconds, 3), "attempt": attempt,
+        "run_dir": str(run_dir.relative_to(sweep_dir)), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic.write_json(sweep_dir / "records" / f"{run.key}.json", record)
+    return record
+
+
+def _worker(payload: str) -> int:
+    """Inside the run process: execute the notebook into the given folder (the runner never raises)."""
+    from workbench.runner import run_notebook
+
+    args = json.loads(payload)
+    result = run_notebook(args["notebook"], overrides=args["parameters"], run_dir=Path(args["run_dir"]))
+    return 0 if result.ok else 1
+
+
+# ---- the sweep ------------------------------------------------------------------------------------------
+
+def default_workers() -> int:
+    """One run at a time on a GPU (runs would share its memory); half the cores (at least 1) on CPU."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return 1
+    except ImportError:
+        pass
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def pending_runs(sweep: Sweep, retry_failed: bool = False) -> tuple[list[RunSpec], list[dict[str, Any]]]:
+    """Runs still to do, and the records of those already done (skipped)."""
+    todo, done = [], []
+    for run in sweep.runs:
+        record = read_record(sweep.dir, run.key)
+        if record is None or (retry_failed and record["status"] != "ok"):
+            todo.append(run)
+        else:
+            done.append(record)
+    return todo, done
+
+
+def run_sweep(path: str | Path, *, executor: str = "local", workers: int | None = None,
+              retry_failed: bool = False, address: str | None = None, progress: bool = True) -> Path:
+    """Expand, validate, run what is not done yet, then write the aggregate tables and index.html."""
+    sweep = load_sweep(path)
+    sweep.dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(sweep.dir / "sweep.json", {
+        "file": str(sweep.path), "notebook": sweep.notebook, "code_version": sweep.code_version,
+        "runs": [{"key": r.key, "point": r.point} for r in sweep.runs],
+    })
+    todo, done = pending_runs(sweep, retry_failed)
+    counts = {"skipped": len(done), **{s: 0 for s in FINAL_STATUSES}}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(sweep.runs), initial=len(done), desc=f"sweep {sweep.name}", unit="run")
+        bar.set_postfix(counts)
+
+    def finished(record: dict[str, Any]) -> None:
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(counts)
+
+    if executor == "local":
+        _run_local(sweep, todo, workers or sweep.workers or default_workers(), finished)
+    elif executor == "ray":
+        _run_ray(sweep, todo, address, finished)
+    else:
+        raise SweepError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if bar is not None:
+        bar.close()
+    write_aggregate(sweep)
+    return sweep.dir
+
+
+def _run_local(sweep: Sweep, todo: list[RunSpec], workers: int, finished: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+        futures = [pool.submit(execute, run, sweep.dir, sweep.timeout_s) for run in todo]
+        for future in as_completed(futures):
+            finished(future.result())
+
+
+def _run_ray(sweep: Sweep, todo: list[RunSpec], address: str | None, finished: Any) -> None:
+    try:
+        import ray
+    except ImportError as err:
+        raise SweepError("--executor ray needs the ray package: pip install 'workbench[ray]'") from err
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"WORKBENCH_OUTPUTS": str(paths.outputs_dir()),
+                                           "WORKBENCH_CACHE": str(paths.cache_dir())}})
+    try:
+        task = ray.remote(num_gpus=sweep.gpus_per_run, num_cpus=sweep.cpus_per_run, max_retries=0)(execute)
+        pending = [task.remote(run, str(sweep.dir), sweep.timeout_s) for run in todo]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            finished(ray.get(ready[0]))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# ---- aggregate and index --------------------------------------------------------------------------------
+
+def write_aggregate(sweep: Sweep) -> None:
+    """runs.csv/.parquet, results/<table>.csv/.parquet (every finished run's table with its parameters),
+    and index.html; all written atomically."""
+    import pandas as pd
+
+    records = [r for r in (read_record(sweep.dir, run.key) for run in sweep.runs) if r is not None]
+    runs = pd.DataFrame([{
+        "key": r["key"], "status": r["status"], "seconds": r["seconds"], "attempt": r["attempt"],
+        "run_dir": r["run_dir"], "error": r["error"], **{k: _cell(v) for k, v in r["point"].items()},
+    } for r in records])
+    _write_table(runs, sweep.dir / "runs")
+    tables: dict[str, list[Any]] = {}
+    for record in records:
+        results = sweep.dir / record["run_dir"] / "results"
+        for csv in sorted(results.glob("*.csv")) if record["status"] == "ok" else []:
+            frame = pd.read_csv(csv)
+            for name, value in reversed(list(record["point"].items())):
+                # a results column of the same name wins; the parameter is kept beside it
+                frame.insert(0, name if name not in frame.columns else f"param_{name}", _cell(value))
+            frame.insert(0, "key", record["key"])
+            tables.setdefault(csv.stem, []).append(frame)
+    for name, frames in tables.items():
+        _write_table(pd.concat(frames, ignore_index=True), sweep.dir / "results" / name)
+    atomic.write_text(sweep.dir / "index.html", index_html(sweep, records))
+
+
+def _cell(value: Any) -> Any:
+    """Lists and dicts as compact JSON in a table cell (Parquet needs one type per column)."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
+
+
+def _write_table(frame: Any, stem: Path) -> None:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(stem.with_suffix(".csv"), frame.to_csv(index=False))
+    with atomic.atomic_path(stem.with_suffix(".parquet")) as tmp:
+        frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(tmp, index=False)
+
+
+def index_html(sweep: Sweep, records: list[dict[str, Any]]) -> str:
+    """One page: the sweep's runs with their varying parameters, status and a link to each notebook."""
+    from html import escape
+
+    header = "".join(f"<th>{escape(name)}</th>" for name in sweep.varying)
+    rows = []
+    for record in records:
+        cells = "".join(f"<td>{escape(json.dumps(record['point'].get(n)))}</td>" for n in sweep.varying)
+        html = Path(record["run_dir"]) / "notebook.html"
+        link = (f'<a href="{escape(html.as_posix())}">notebook</a>'
+                if (sweep.dir / html).exists() else "(no notebook)")
+        error = escape((record.get("error") or "").splitlines()[0][:200]) if record.get("error") else ""
+        rows.append(f"<tr><td>{escape(record['status'])}</td>{cells}<td>{record['seconds']:.1f}</td>"
+                    f"<td>{link}</td><td>{error}</td></tr>")
+    counts = {s: sum(r["status"] == s for r in records) for s in FINAL_STATUSES}
+    missing = len(sweep.runs) - len(records)
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f", {missing} not run" if missing else "")
+    tables = sorted(p.name for p in (sweep.dir / "results").glob("*.csv")) if (sweep.dir / "results").exists() else []
+    table_links = " ".join(f'<a href="results/{escape(t)}">{escape(t)}</a>' for t in tables)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>sweep {escape(sweep.name)}</title>
+<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 6px}}</style>
+</head><body>
+<h1>Sweep {escape(sweep.name)}</h1>
+<p>notebook <code>{escape(sweep.notebook)}</code>, file <code>{escape(str(sweep.path))}</code>, code version
+<code>{escape(sweep.code_version)}</code>: {len(sweep.runs)} runs ({escape(summary)}).</p>
+<p>Tables: <a href="runs.csv">runs.csv</a> {table_links}</p>
+<table><tr><th>status</th>{header}<th>seconds</th><th>executed notebook</th><th>error</th></tr>
+{''.join(rows)}
+</table></body></html>
+"""
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "_worker":
+        sys.exit(_worker(sys.argv[2]))
+    sys.exit("usage: python -m workbench sweep FILE (this module's own entry point is internal)")
