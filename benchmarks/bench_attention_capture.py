@@ -23,8 +23,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MIDSIZE_OVERRIDES = {"num_hidden_layers": 2, "intermediate_size": 4480, "vocab_size": 8192,
-                     "vision_config": {"depth": 2, "embed_dim": 640}}
 VARIANTS = [
     ("no capture", None),
     ("recompute, head mean", ("recompute", "mean")),
@@ -46,7 +44,7 @@ def main() -> None:
     from workbench import probe_videos, video
     from workbench.attention import attend
     from workbench.attention.capture import CaptureSettings
-    from workbench.memory.probe import ProbeConfig, resolve_model
+    from workbench.memory.probe import MIDSIZE_QWEN2_VL_OVERRIDES, ProbeConfig, resolve_model
     from workbench.memory.tracker import LiveTensorTracker
     from workbench.models.base import GenerationSettings, LoadSettings
     from workbench.units import format_bytes
@@ -54,7 +52,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     adapter, spec = resolve_model(ProbeConfig(model="qwen2-vl-2b", source="random",
-                                              config_overrides=MIDSIZE_OVERRIDES))
+                                              config_overrides=MIDSIZE_QWEN2_VL_OVERRIDES))
     loaded = adapter.load(spec, LoadSettings(source="random", dtype="bfloat16", attn_implementation="sdpa",
                                              device="cpu", max_pixels=args.max_pixels))
     path = probe_videos.ensure_probe_videos(["moving"], seed=0)["moving"]

@@ -26,8 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MIDSIZE_OVERRIDES = {"num_hidden_layers": 2, "intermediate_size": 4480, "vocab_size": 8192,
-                     "vision_config": {"depth": 2, "embed_dim": 640}}
+from workbench.memory.probe import MIDSIZE_QWEN2_VL_OVERRIDES as MIDSIZE_OVERRIDES  # noqa: E402
 
 # The bare script: transformers only (the config comes from the same embedded numbers and tiny processor).
 BARE = r'''

@@ -78,6 +78,7 @@ def test_attention_smoke_run():
     assert check["equal"] and check["caption_with_capture"] == check["caption_without_capture"]
     summary = json.loads((results / "summary.json").read_text())
     assert summary["words"] == 8 and summary["frames"] == 8 and summary["layers_captured"] == [0, 1]
+    assert summary["model"] == "qwen2-vl-2b"
     table = pd.read_csv(results / "word_frame_attention.csv")
     assert len(table) == 8 * 8
     assert table.groupby("word")["share"].sum().to_numpy() == pytest.approx([1.0] * 8, abs=1e-4)

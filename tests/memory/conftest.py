@@ -11,11 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-# The 2B config shrunk to ~85M parameters: 2 LLM layers with half the MLP width, a small vocabulary, and a
-# 2-block vision tower of half the width (16 heads kept). Large enough that activations are a large share
-# of the peak, small enough that a probe takes a few seconds on one CPU thread.
-MIDSIZE_OVERRIDES = {"num_hidden_layers": 2, "intermediate_size": 4480, "vocab_size": 8192,
-                     "vision_config": {"depth": 2, "embed_dim": 640}}
+from workbench.memory.probe import MIDSIZE_QWEN2_VL_OVERRIDES as MIDSIZE_OVERRIDES
+
 MIDSIZE_SIZE = 280  # square source frames -> a 20 x 20 patch grid per frame pair
 SCALING_FRAMES = (4, 8, 12, 16)
 ACCURACY_FRAMES = (4, 16)

@@ -150,3 +150,14 @@ def test_cuda_budget_is_a_memory_fraction_and_oom_is_a_result(midsize):
     assert result["status"] == "oom"
     assert result["phase"] in ("vision", "prefill")
     assert "OutOfMemoryError" in result["error"]
+
+
+def test_midsize_params_file_spells_the_shared_overrides():
+    """The YAML behind docs/memory.md measures the same mid-size model as the tests and benchmarks."""
+    from workbench import paths
+    from workbench.memory.probe import MIDSIZE_QWEN2_VL_OVERRIDES
+    from workbench.params import load_yaml
+
+    values = load_yaml(paths.PARAMS_DIR / "02_memory_probe.midsize_cpu.yaml")
+    assert values["model"] == "qwen2-vl-2b" and values["source"] == "random"
+    assert values["config_overrides"] == MIDSIZE_QWEN2_VL_OVERRIDES

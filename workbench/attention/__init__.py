@@ -41,7 +41,7 @@ def attend(loaded: "LoadedModel", frames: "np.ndarray", timestamps_s: "np.ndarra
     layout = loaded.adapter.token_layout(loaded, result, int(frames.shape[0]), height, width)
     if layout.n_tokens != result.n_visual:
         raise ValueError(f"{loaded.spec.model_id}: layout has {layout.n_tokens} tokens, capture {result.n_visual}")
-    return AttentionMaps(result, layout, frames, np.asarray(timestamps_s, dtype=float))
+    return AttentionMaps(result, layout, frames, np.asarray(timestamps_s, dtype=float), loaded.spec.model_id)
 
 
 def caption_check(loaded: "LoadedModel", maps: "AttentionMaps", prompt: str | None = None,

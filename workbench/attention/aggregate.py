@@ -28,6 +28,7 @@ class AttentionMaps:
     layout: TokenLayout
     frames: np.ndarray
     timestamps_s: np.ndarray
+    model_id: str = ""
 
     def select(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(words, V) attention for one layer (its model index) or the mean over captured layers, and one
@@ -128,7 +129,7 @@ def summary(maps: AttentionMaps) -> dict[str, Any]:
     capture = maps.capture
     profile = caption_frame_profile(maps)
     return {
-        "model": None,
+        "model": maps.model_id,
         "caption": capture.caption.text,
         "words": int(len(capture.words)),
         "visual_tokens": capture.n_visual,

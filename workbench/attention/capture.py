@@ -181,7 +181,8 @@ class AttentionCapture:
             layers.append(index % n_layers)
         self.layers = sorted(set(layers))
         self.captured = {id(self.attention_modules[i]): i for i in self.layers}
-        self.qformer_modules = {id(m) for m in _qformer_cross_modules(model)}
+        self.qformer_list = _qformer_cross_modules(model)
+        self.qformer_modules = {id(m) for m in self.qformer_list}
         self._restore: list[Any] = []
 
     # ---- installation ------------------------------------------------------------------------------
@@ -190,11 +191,8 @@ class AttentionCapture:
         from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
         from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-        configs = {id(m.config): m.config for m in self.attention_modules}
+        configs = {id(m.config): m.config for m in [*self.attention_modules, *self.qformer_list]}
         model = self.loaded.model
-        for name, module in model.named_modules():
-            if id(module) in self.qformer_modules:
-                configs[id(module.config)] = module.config
         for config in configs.values():
             original = config._attn_implementation
             if original.startswith(IMPLEMENTATION_PREFIX):

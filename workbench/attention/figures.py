@@ -28,7 +28,6 @@ def frame_strip(maps: "AttentionMaps", word: int | None = None, layer: int | str
     import matplotlib.pyplot as plt
 
     grids = aggregate.spatial_maps(maps, word, layer, head)  # (T, rows, cols)
-    per_frame = grids.reshape(len(grids), -1).sum(-1)
     frame_level = aggregate.frame_table(maps, layer, head)
     share = (frame_level.groupby("frame")["share"].mean().to_numpy() if word is None
              else frame_level.query("word == @word")["share"].to_numpy())
@@ -49,7 +48,7 @@ def frame_strip(maps: "AttentionMaps", word: int | None = None, layer: int | str
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), fraction=0.02, pad=0.01, label="attention")
     fig.suptitle(f"{_word_label(maps, word)}; layer {layer}, head {head}; patch cells total "
-                 f"{per_frame.sum():.2f} of the attention", fontsize=9)
+                 f"{grids.sum():.2f} of the attention", fontsize=9)
     return fig
 
 

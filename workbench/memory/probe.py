@@ -44,6 +44,15 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "oom", "failed", "killed", "timeout")
 
+# The mid-size Qwen2-VL the tests and benchmarks measure (model qwen2-vl-2b, source random): the 2B config
+# shrunk to ~85M parameters, 2 LLM layers with half the MLP width, a small vocabulary and a 2-block vision
+# tower of half the width (16 heads kept). Activations are a large share of its peak, and a probe takes a few
+# seconds on one CPU thread. (params/02_memory_probe.midsize_cpu.yaml spells the same numbers.)
+MIDSIZE_QWEN2_VL_OVERRIDES: dict[str, Any] = {
+    "num_hidden_layers": 2, "intermediate_size": 4480, "vocab_size": 8192,
+    "vision_config": {"depth": 2, "embed_dim": 640},
+}
+
 
 @dataclass(frozen=True)
 class ProbeConfig:
