@@ -145,6 +145,10 @@ VISION_ARCH: dict[str, Callable[[Any], VisionArch]] = {
     "internvl3": _vit(2, softmax_fp32=False),
     "blip2": _vit(2, softmax_fp32=False),
     "instructblip_video": _vit(2, softmax_fp32=False),
+    # seed models assembled from transformers components (each family file owns its line)
+    "tarsier2": _qwen2_vision,
+    "auroracap": _vit(2, all_hidden_states=True),
+    "minigpt4_video": _vit(2, softmax_fp32=False),
 }
 
 # Families whose adapter sends each frame as its own prompt (a batch of frames through the LLM).

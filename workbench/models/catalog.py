@@ -20,7 +20,7 @@ def catalog(weights: bool = True) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"model_id": model_id, "family": None, "hub_id": None, "status": "ok",
                                "reason": "", "published_params": None}
         if entry.module is None:
-            row.update(status="not supported yet", reason=entry.reason)
+            row.update(status="not supported", reason=entry.reason)
             rows.append(row)
             continue
         try:

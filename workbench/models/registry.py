@@ -35,17 +35,17 @@ _NATIVE = {
     "workbench.models.llava_onevision": ("llava-onevision-0.5b", "llava-onevision-7b", "llava-video-7b"),
     "workbench.models.smolvlm2": ("smolvlm2-2.2b", "smolvlm2-500m", "smolvlm2-256m"),
     "workbench.models.internvl3": ("internvl3-1b", "internvl3-8b"),
+    # Seed models whose published checkpoints transformers cannot load directly: the family file converts
+    # or assembles them from transformers components (one family file each, same interface).
+    "workbench.models.tarsier2": ("tarsier2-recap-7b",),
+    "workbench.models.auroracap": ("auroracap-7b-vid",),
+    "workbench.models.minigpt4_video": ("minigpt4-video-llama2", "minigpt4-video-mistral"),
 }
 
 _NOT_YET = {
-    "tarsier2-recap-7b": "a Qwen2-VL-7B fine-tune stored in a custom Llava-style wrapper; needs a weight-key "
-    "converter to the Qwen2-VL layout (planned)",
-    "auroracap-7b-vid": "xtuner layout (Vicuna-7B + CLIP ViT-bigG-14 with token merging + a remote-code "
-    "projector); needs an adapter built from transformers components (planned)",
-    "minigpt4-video": "published as .pth checkpoints for its own codebase (EVA-g vision + Llama-2/Mistral); "
-    "needs an adapter built from transformers components (planned)",
-    "streaming-dense-captioning": "a JAX / scenic codebase, not a transformers model; would need a bridge to a "
-    "separate JAX environment (planned)",
+    "streaming-dense-captioning": "not supported: it is a JAX / scenic research codebase (a T5 decoder over "
+    "CLIP features with a streaming memory), not a PyTorch model; running it would mean a second JAX "
+    "environment and its own checkpoint format, and no probe or attention hook here could reach inside it",
 }
 
 
@@ -100,6 +100,6 @@ def get(name: str) -> tuple["FamilyAdapter", "ModelSpec"]:
     model_id = resolve(name)
     entry = ENTRIES[model_id]
     if entry.module is None:
-        raise UnknownModelError(f"{model_id} is listed but not supported yet: {entry.reason}")
+        raise UnknownModelError(f"{model_id} is listed but {entry.reason}")
     adapter = family_adapter(entry.module)
     return adapter, adapter.specs[model_id]
