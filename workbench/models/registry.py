@@ -43,9 +43,11 @@ _NATIVE = {
 }
 
 _NOT_YET = {
-    "streaming-dense-captioning": "not supported: it is a JAX / scenic research codebase (a T5 decoder over "
-    "CLIP features with a streaming memory), not a PyTorch model; running it would mean a second JAX "
-    "environment and its own checkpoint format, and no probe or attention hook here could reach inside it",
+    "streaming-dense-captioning": "not supported: it is a JAX / scenic research codebase (Flax checkpoints; "
+    "a CLIP ViT-L frame encoder, a K-means clustering memory over frame tokens, and a GIT or T5 decoder that "
+    "emits timestamped events at decoding points), not a PyTorch model. Running it would need a second JAX "
+    "environment and a process bridge, and the workbench's memory probe and attention hooks could not see "
+    "inside it, so its numbers would not be comparable with the other models'",
 }
 
 
