@@ -79,6 +79,8 @@ def test_isolation_statuses_aggregate_and_index(tmp_path):
     assert len(runs) == 5 and sorted(runs["value"]) == [2, 3, 4, 5, 6]
     numbers = pd.read_csv(sweep_dir / "results" / "numbers.csv")
     assert numbers[["value", "square"]].values.tolist() == [[2, 4]]  # only the ok run has results
+    assert (sweep_dir / records[2]["run_dir"] / "results" / "nothing.csv").exists()
+    assert not (sweep_dir / "results" / "nothing.csv").exists()  # an empty table is skipped, not an error
     index = (sweep_dir / "index.html").read_text()
     assert index.count("<tr>") == 6 and index.count('href="') >= 2
     linked = records[2]["run_dir"] + "/notebook.html"

@@ -362,7 +362,10 @@ def write_aggregate(sweep: Sweep) -> None:
     for record in records:
         results = sweep.dir / record["run_dir"] / "results"
         for csv in sorted(results.glob("*.csv")) if record["status"] == "ok" else []:
-            frame = pd.read_csv(csv)
+            try:
+                frame = pd.read_csv(csv)
+            except pd.errors.EmptyDataError:  # a run saved an empty table (no columns): nothing to pool
+                continue
             for name, value in reversed(list(record["point"].items())):
                 # a results column of the same name wins; the parameter is kept beside it
                 frame.insert(0, name if name not in frame.columns else f"param_{name}", _cell(value))
