@@ -147,7 +147,7 @@ VISION_ARCH: dict[str, Callable[[Any], VisionArch]] = {
     "instructblip_video": _vit(2, softmax_fp32=False),
     # seed models assembled from transformers components (each family file owns its line)
     "tarsier2": _qwen2_vision,
-    "auroracap": _vit(2, all_hidden_states=True),
+    "auroracap": _vit(3),  # quick_gelu ViT-H; merging loop keeps only the running state (no hidden_states)
     "minigpt4_video": _vit(2, softmax_fp32=False),
 }
 
@@ -293,7 +293,7 @@ class VisualGeometry:
 
 
 def _call_visual_tokens(adapter: Any, model_id: str | None, frames: int, height: int, width: int,
-                        max_pixels: int | None) -> dict[str, Any]:
+                        max_pixels: int | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The adapter's own token count; `model_id` None asks for its tiny twin's geometry."""
     params = inspect.signature(adapter.visual_tokens).parameters
     kwargs: dict[str, Any] = {}
@@ -301,6 +301,8 @@ def _call_visual_tokens(adapter: Any, model_id: str | None, frames: int, height:
         kwargs["max_pixels"] = max_pixels
     if "model_id" in params:
         kwargs["model_id"] = model_id
+    if overrides and "config_overrides" in params:  # geometry set by the config (AuroraCap's token_kept_ratio)
+        kwargs["config_overrides"] = overrides
     return adapter.visual_tokens(frames, height, width, **kwargs)
 
 
@@ -313,11 +315,12 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
 
 @lru_cache(maxsize=4096)
 def _visual_geometry(model_id: str, family: str, frames: int, height: int, width: int,
-                     max_pixels: int | None, tiny: bool) -> VisualGeometry:
+                     max_pixels: int | None, tiny: bool, overrides_json: str = "{}") -> VisualGeometry:
     from workbench.models import get
 
     adapter, spec = get(model_id)
-    tokens = _call_visual_tokens(adapter, None if tiny else spec.model_id, frames, height, width, max_pixels)
+    tokens = _call_visual_tokens(adapter, None if tiny else spec.model_id, frames, height, width, max_pixels,
+                                 json.loads(overrides_json))
     if tiny:  # a family's tiny twin copies the geometry of one of its checkpoints
         spec = adapter.specs.get(getattr(adapter, "tiny_spec_id", spec.model_id), spec)
     if "grid_t" in tokens:  # Qwen: patches over frame pairs, one attention segment per pair
@@ -347,9 +350,11 @@ def _image_side(config: dict[str, Any]) -> int:
 
 
 def visual_geometry(adapter: Any, model_id: str, frames: int, height: int, width: int,
-                    max_pixels: int | None = None, source: str = "random") -> VisualGeometry:
+                    max_pixels: int | None = None, source: str = "random",
+                    config_overrides: dict[str, Any] | None = None) -> VisualGeometry:
     """Frames used, LLM visual tokens, encoder sequence and segments, with the processor's own rounding."""
-    return _visual_geometry(model_id, adapter.family, frames, height, width, max_pixels, source == "tiny")
+    return _visual_geometry(model_id, adapter.family, frames, height, width, max_pixels, source == "tiny",
+                            json.dumps(config_overrides or {}, sort_keys=True))
 
 
 # ---- the prediction ----------------------------------------------------------------------------------------
@@ -440,7 +445,7 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
 
     adapter, spec = get(model)
     arch = architecture(spec.model_id, source, config_overrides)
-    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels, source)
+    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels, source, config_overrides)
     text = DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)
     dt = DTYPE_BYTES[dtype]
     weights = weight_bytes(arch.weights, quantization, dtype, double_quant)

@@ -361,7 +361,7 @@ def token_counts(loaded: Any, inputs: dict[str, Any], frames_used: int, adapter:
         from workbench.memory.predictor import visual_geometry
 
         encoder = visual_geometry(adapter, config.model, frames_used, config.height, config.width,
-                                  config.max_pixels, config.source).encoder_tokens
+                                  config.max_pixels, config.source, config.config_overrides).encoder_tokens
     return {"frames_used": frames_used, "visual_tokens": visual, "encoder_seq_len": encoder,
             "text_tokens": n_input - visual, "input_tokens": n_input, "generated_tokens": 0}
 

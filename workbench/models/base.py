@@ -174,6 +174,7 @@ class LoadReport:
     unquantized_modules: list[str]
     attn_implementation: str
     device: str
+    options: dict[str, Any] = field(default_factory=dict)  # runtime options set since (LoadedModel.configure)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -206,6 +207,21 @@ class LoadedModel:
     def describe(self, frames: "np.ndarray", timestamps_s: "np.ndarray | None" = None,
                  prompt: str | None = None, generation: GenerationSettings | None = None) -> CaptionRecord:
         return self.adapter.describe(self, frames, timestamps_s, prompt, generation)
+
+    def configure(self, options: dict[str, Any]) -> None:
+        """Set a family's runtime options (`FamilyAdapter.runtime_options`, e.g. AuroraCap's token_kept_ratio)
+        on the loaded model; unknown names fail with the family's list, before anything is changed."""
+        if not isinstance(options, dict):
+            raise TypeError(f"model options must be a dict of name -> value, got {options!r}")
+        known = self.adapter.runtime_options
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            listed = ", ".join(f"{k} ({v})" for k, v in known.items()) or "none"
+            raise WorkbenchModelError(f"{self.spec.model_id} has no option {', '.join(map(repr, unknown))}; "
+                                      f"its options: {listed}")
+        for name, value in options.items():
+            self.adapter.set_option(self, name, value)
+            self.report.options[name] = value
 
     def unload(self) -> None:
         """Drop the model and give its memory back (CUDA cache included)."""
@@ -327,6 +343,8 @@ class FamilyAdapter:
     # Config keys that name special-token ids; for `random` they are pointed at the tiny tokenizer's ids.
     token_id_keys: ClassVar[tuple[str, ...]] = ()
     specs: ClassVar[dict[str, ModelSpec]] = {}
+    # Settings that change a loaded model's behaviour without reloading it (name -> what it does).
+    runtime_options: ClassVar[dict[str, str]] = {}
 
     # ---- hooks a family implements -------------------------------------------------------------
     def tiny_config(self) -> Any:
@@ -359,6 +377,10 @@ class FamilyAdapter:
             geometry.setdefault("encoder_batch", geometry.get("frames", n_frames))
         geometry.setdefault("encoder_batch", 1)  # Qwen-VL: all frames in one sequence
         return geometry
+
+    def set_option(self, loaded: LoadedModel, name: str, value: Any) -> None:
+        """Apply one of `runtime_options` (validated by the family)."""
+        raise NotImplementedError(f"{self.family}: no runtime options")
 
     def visual_token_ids(self, loaded: LoadedModel) -> set[int]:
         """Ids of the placeholder tokens that stand for visual features in the prompt."""

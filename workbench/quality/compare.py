@@ -33,8 +33,8 @@ QUALITY_COMPONENTS: dict[str, bool] = {  # metric -> higher is better
     "genericness": False,
     "staticness": False,
 }
-CONFIG_KEYS = ("model_id", "source", "quantization", "attn_implementation", "dtype", "mode", "window_s",
-               "frames_per_window", "video")
+CONFIG_KEYS = ("model_id", "model_options", "source", "quantization", "attn_implementation", "dtype", "mode",
+               "window_s", "frames_per_window", "video")
 
 
 def config_label(record: dict[str, Any]) -> str:
@@ -43,11 +43,17 @@ def config_label(record: dict[str, Any]) -> str:
     >>> config_label({"model_id": "qwen2-vl-2b", "quantization": "8bit", "attn_implementation": "sdpa",
     ...               "mode": "windows", "window_s": 1.0, "frames_per_window": 2})
     'qwen2-vl-2b/8bit/sdpa/windows 1s x2'
+    >>> config_label({"model_id": "auroracap-7b-vid", "model_options": '{"token_kept_ratio": 0.4}',
+    ...               "quantization": "none", "attn_implementation": "sdpa", "mode": "windows"})
+    'auroracap-7b-vid token_kept_ratio=0.4/none/sdpa/windows 1s x1'
     """
+    options = record.get("model_options")
+    options = json.loads(options) if isinstance(options, str) and options else {}
+    model = " ".join([record["model_id"], *(f"{k}={v}" for k, v in options.items())])
     mode = record.get("mode", "windows")
     detail = (f"{record.get('window_s', 1.0):g}s x{record.get('frames_per_window', 1)}" if mode == "windows"
               else f"{record.get('clip_frames', '?')} frames")
-    return f"{record['model_id']}/{record.get('quantization', 'none')}/{record.get('attn_implementation', '?')}/" \
+    return f"{model}/{record.get('quantization', 'none')}/{record.get('attn_implementation', '?')}/" \
            f"{mode} {detail}"
 
 

@@ -7,6 +7,8 @@ reference scores against the per-second reference sentences.
 
 from __future__ import annotations
 
+import json
+
 from typing import TYPE_CHECKING, Any
 
 from workbench.quality import metrics
@@ -146,6 +148,7 @@ def run_summary(load_report: dict[str, Any], components: list[dict[str, Any]], t
         "model_id": load_report["model_id"], "family": load_report["family"], "source": load_report["source"],
         "quantization": load_report["quantization"], "attn_implementation": load_report["attn_implementation"],
         "dtype": load_report["dtype"], "device": load_report["device"], "n_params": load_report["n_params"],
+        "model_options": json.dumps(load_report.get("options") or {}, sort_keys=True),
         "load_s": load_report["seconds"], "memory_after_load_bytes": load_report["memory_bytes"],
         "memory_after_load_kind": load_report["memory_kind"],
         "video": timeline_summary["video"], "mode": timeline_summary["setting_mode"],
