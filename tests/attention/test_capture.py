@@ -1,4 +1,4 @@
-"""Attention capture on every native family's tiny twin: the caption is unchanged, the kept rows are the
+"""Attention capture on every family's tiny twin: the caption is unchanged, the kept rows are the
 model's own attention probabilities, and each visual token lands where the model put it."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from workbench.models.base import GenerationSettings
 FAMILY_MODELS = [
     "qwen2-vl-2b", "qwen2.5-vl-3b", "qwen3-vl-2b", "video-llava-7b", "llava-next-video-7b",
     "llava-onevision-0.5b", "smolvlm2-2.2b", "internvl3-1b", "blip2-opt-2.7b", "instructblip-video",
+    "tarsier2-recap-7b", "auroracap-7b-vid", "minigpt4-video-llama2",
 ]
 QFORMER = {"blip2-opt-2.7b", "instructblip-video"}
 GENERATION = GenerationSettings(max_new_tokens=5, min_new_tokens=5)
@@ -149,6 +150,11 @@ def test_layout_points_where_the_model_put_the_pixels(model_id):
     """Brighten one grid cell of one frame; the LLM input token that changes most is the one the layout
     puts at that frame, row and column, and an attention pattern on it lights the figure up there."""
     loaded = _load(model_id)
+    if "token_kept_ratio" in loaded.adapter.runtime_options:
+        # AuroraCap: merging depends on the content, so a perturbed frame merges differently and token i of
+        # two runs is not the same token; the grid is checked unmerged (the merged map is the model's own
+        # record of which patches each token took, tested in tests/models/test_auroracap.py)
+        loaded.configure({"token_kept_ratio": 1.0})
     _make_vision_local(loaded)
     base = _frames(loaded, n=4)
     n_frames = len(base)
