@@ -15,5 +15,7 @@ SampleMode = Literal["uniform", "fps", "windows"]
 TimelineMode = Literal["windows", "whole_clip"]  # workbench.quality.timeline
 CaptureHeads = Literal["mean", "all"]  # workbench.attention.capture
 CaptureMode = Literal["recompute", "eager"]  # workbench.attention.capture
+ExploreAction = Literal["load", "predict", "probe", "caption", "attention"]  # workbench.explore
 
-__all__ = ["Attention", "CaptureHeads", "CaptureMode", "Device", "Dtype", "Quantization", "SampleMode", "TimelineMode"]
+__all__ = ["Attention", "CaptureHeads", "CaptureMode", "Device", "Dtype", "ExploreAction", "Quantization", "SampleMode",
+           "TimelineMode"]

@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from workbench.choices import TimelineMode
 from workbench.models.base import check_literal_fields
@@ -261,8 +261,13 @@ def _span(video_duration_s: float, max_seconds: float) -> float:
 
 
 def caption_timeline(loaded: "LoadedModel", video_path: str | Path,
-                     settings: TimelineSettings | None = None, progress: bool = True) -> Timeline:
-    """Caption a video with a loaded model, window by window or whole with timestamps (see module doc)."""
+                     settings: TimelineSettings | None = None, progress: bool = True,
+                     on_window: Callable[[int, int], None] | None = None) -> Timeline:
+    """Caption a video with a loaded model, window by window or whole with timestamps (see module doc).
+
+    `on_window(done, total)` is called after each window (windows mode); an exception it raises stops
+    captioning between windows and propagates (the explorer's Cancel button works this way).
+    """
     from workbench import video
 
     settings = settings or TimelineSettings()
@@ -271,7 +276,8 @@ def caption_timeline(loaded: "LoadedModel", video_path: str | Path,
     start = time.perf_counter()
     memory = _PeakMemory(loaded, settings.track_memory)
     if settings.mode == "windows":
-        rows, calls, thumbs, notes = _windows(loaded, Path(video_path), span_s, settings, memory, progress)
+        rows, calls, thumbs, notes = _windows(loaded, Path(video_path), span_s, settings, memory, progress,
+                                              on_window)
     else:
         rows, calls, thumbs, notes = _whole_clip(loaded, Path(video_path), span_s, settings, memory)
     import pandas as pd
@@ -299,7 +305,7 @@ def _call_row(call: int, record: Any) -> dict[str, Any]:
 
 
 def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: TimelineSettings, memory: _PeakMemory,
-             progress: bool) -> tuple[list, list, list, list]:
+             progress: bool, on_window: Callable[[int, int], None] | None = None) -> tuple[list, list, list, list]:
     import numpy as np
     from tqdm.auto import tqdm
 
@@ -336,6 +342,12 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
             if record.n_tokens > longest[0]:
                 longest = (record.n_tokens, clip, times)
             bar.update(1)
+            if on_window is not None:
+                try:
+                    on_window(window + 1, n_windows)
+                except BaseException:
+                    bar.close()
+                    raise
         offset += len(frames.windows or [])
         chunk_start = chunk_end
         if not frames.windows:

@@ -1,0 +1,103 @@
+"""What the explorer is pointed at: one frozen, validated selection, spelled like 00_explore's parameters.
+
+Every field of `Selection` is a parameter of notebooks/00_explore.ipynb with the same name, type and
+default (a test keeps them in step), so a selection written out as parameters repeats headless.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.models.base import Attention, Device, Dtype, Quantization, check_literal_fields
+
+# The fields each action's result depends on: a result whose fields differ from the current selection is
+# stale (save-as-run leaves it out, because the saved parameters would not reproduce it).
+LOAD_FIELDS = ("model", "source", "dtype", "quantization", "attn_implementation", "device", "max_pixels",
+               "allow_pickle", "model_options")
+ACTION_FIELDS: dict[str, tuple[str, ...]] = {
+    "load": LOAD_FIELDS,
+    "predict": LOAD_FIELDS + ("video", "frames", "max_new_tokens"),
+    "probe": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "budget_gib", "seed"),
+    "caption": LOAD_FIELDS + ("video", "window_s", "frames_per_window", "max_seconds", "max_new_tokens", "seed"),
+    "attention": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "min_new_tokens", "seed",
+                                "show_word", "show_layer", "show_head"),
+}
+ACTIONS: tuple[str, ...] = tuple(ACTION_FIELDS)  # canonical order
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The video, model and settings every explorer action uses."""
+
+    video: str = "probe:events"  # a path, or probe:<scenario> (static, moving, events)
+    model: str = "qwen2-vl-2b"
+    source: str = "tiny"  # tiny, random, a hub id or a local folder
+    dtype: Dtype = "bfloat16"
+    quantization: Quantization = "none"
+    attn_implementation: Attention = "sdpa"
+    device: Device = "auto"
+    frames: int = 8  # frames sampled uniformly (predict, probe, attention)
+    max_pixels: int = 0  # per-frame pixel budget for budget-resizing processors (Qwen-VL); 0 = its default
+    allow_pickle: bool = False  # allow .pth/.bin weights (MiniGPT4-Video publishes only .pth)
+    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"token_kept_ratio": 0.4} (AuroraCap)
+    max_new_tokens: int = 16
+    min_new_tokens: int = 0  # attention: caption length floor (tiny twins stop early)
+    window_s: float = 1.0  # caption: window length
+    frames_per_window: int = 2  # caption: frames per window
+    max_seconds: float = 0.0  # caption: first seconds only (0: the whole video)
+    budget_gib: float = 0.0  # probe: memory budget to measure under (0: none)
+    probe_timeout_s: int = 0  # probe: seconds before the probe process is stopped (0: no limit)
+    seed: int = 0
+    show_word: int = -1  # attention figure: word (-1: the whole caption)
+    show_layer: str = "mean"  # attention figure: mean or a layer number
+    show_head: str = "mean"  # attention figure: mean or a head number
+
+    def __post_init__(self) -> None:
+        check_literal_fields(self)
+        for name in ("frames", "max_new_tokens", "frames_per_window"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("max_pixels", "min_new_tokens", "max_seconds", "budget_gib", "probe_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.window_s <= 0:
+            raise ValueError(f"window_s must be positive, got {self.window_s}")
+        if not self.video.strip():
+            raise ValueError("no video chosen: give a file path, upload a file or pick a probe video")
+        if not isinstance(self.model_options, dict):
+            raise TypeError(f"model_options must be a dict of option -> value, got {self.model_options!r}")
+        if not self.source.strip():
+            raise ValueError("source is empty: use tiny, random, a hub id or a local folder")
+
+    def replace(self, **changes: Any) -> "Selection":
+        return dataclasses.replace(self, **changes)
+
+    def to_parameters(self) -> dict[str, Any]:
+        """The notebook parameters that reproduce this selection."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_namespace(cls, namespace: dict[str, Any]) -> "Selection":
+        """A selection from a notebook's namespace (or any mapping): the fields it names, defaults for the rest.
+
+        >>> Selection.from_namespace({"frames": 4, "run_dir": ""}).frames
+        4
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in namespace.items() if k in names})
+
+    def key(self, action: str) -> tuple[Any, ...]:
+        """The values `action`'s result depends on.
+
+        >>> Selection().key("load") == Selection(frames=32).key("load")
+        True
+        """
+        return tuple(getattr(self, name) for name in ACTION_FIELDS[action])
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of workbench.models.LoadSettings."""
+        return {"source": self.source, "dtype": self.dtype, "quantization": self.quantization,
+                "attn_implementation": self.attn_implementation, "device": self.device,
+                "max_pixels": self.max_pixels or None, "allow_pickle": self.allow_pickle}
