@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.models.base import (
     FamilyAdapter,
+    LanguageModelEmbeddings,
     LoadedModel,
     LoadSettings,
     ModelSpec,
@@ -344,7 +345,7 @@ def _build_classes() -> dict[str, Any]:  # noqa: C901 - one place for the three 
         _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer"]
         _skip_keys_device_placement = ["past_key_values"]
 
-    class AuroraCapForConditionalGeneration(AuroraCapPreTrainedModel, GenerationMixin):
+    class AuroraCapForConditionalGeneration(LanguageModelEmbeddings, AuroraCapPreTrainedModel, GenerationMixin):
         """Vision tower -> projector -> LLM (under `language_model`, where attention capture looks for it)."""
 
         def __init__(self, config: Any) -> None:
@@ -365,18 +366,6 @@ def _build_classes() -> dict[str, Any]:  # noqa: C901 - one place for the three 
             allow_pickle = kwargs.pop("use_safetensors", True) is not True
             return super().from_pretrained(None, *args, config=xtuner_config(path),
                                            state_dict=xtuner_state_dict(path, allow_pickle), **kwargs)
-
-        def get_input_embeddings(self) -> Any:
-            return self.language_model.get_input_embeddings()
-
-        def set_input_embeddings(self, value: Any) -> None:
-            self.language_model.set_input_embeddings(value)
-
-        def get_output_embeddings(self) -> Any:
-            return self.language_model.get_output_embeddings()
-
-        def get_decoder(self) -> Any:
-            return self.language_model.get_decoder()
 
         def get_image_features(self, pixel_values: "torch.Tensor") -> "torch.Tensor":
             """pixel_values (frames, 3, 378, 378) -> projected merged tokens (frames, kept, text width)."""

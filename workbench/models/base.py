@@ -230,6 +230,24 @@ class LoadedModel:
         free_memory()
 
 
+class LanguageModelEmbeddings:
+    """For models assembled from transformers parts with the LLM at `self.language_model` (AuroraCap,
+    MiniGPT4-Video): the embedding accessors generate() and resize_token_embeddings() look for. Put it
+    before PreTrainedModel in the bases."""
+
+    def get_input_embeddings(self) -> Any:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: Any) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> Any:
+        return self.language_model.get_output_embeddings()
+
+    def get_decoder(self) -> Any:
+        return self.language_model.get_decoder()
+
+
 def free_memory() -> None:
     gc.collect()
     try:

@@ -45,6 +45,7 @@ from workbench.models.base import (
     SPECIAL_SOURCES,
     CaptionRecord,
     FamilyAdapter,
+    LanguageModelEmbeddings,
     GenerationSettings,
     LoadedModel,
     LoadReport,
@@ -380,7 +381,7 @@ def _build_classes() -> _Classes:
                 return cls(vision_config=dict(_EVA_G), text_config=text, concat_tokens=CONCAT)
             return super().from_pretrained(path, **kwargs)
 
-    class MiniGPT4VideoForConditionalGeneration(PreTrainedModel, GenerationMixin):
+    class MiniGPT4VideoForConditionalGeneration(LanguageModelEmbeddings, PreTrainedModel, GenerationMixin):
         """vision_model (EVA ViT-g, post_layernorm = ln_vision) -> concat 4 -> llama_proj -> language_model."""
 
         config_class = MiniGPT4VideoConfig
@@ -401,18 +402,6 @@ def _build_classes() -> _Classes:
             self.llama_proj = nn.Linear(width * config.concat_tokens, config.text_config.hidden_size)
             self.language_model = AutoModelForCausalLM.from_config(config.text_config)
             self.post_init()
-
-        def get_input_embeddings(self) -> Any:
-            return self.language_model.get_input_embeddings()
-
-        def set_input_embeddings(self, value: Any) -> None:
-            self.language_model.set_input_embeddings(value)
-
-        def get_output_embeddings(self) -> Any:
-            return self.language_model.get_output_embeddings()
-
-        def get_decoder(self) -> Any:
-            return self.language_model.get_decoder()
 
         def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
             """(frames, 3, 224, 224) -> (frames, 64, LLM width): ViT + ln_vision, CLS dropped, 4 tokens joined."""

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.models.base import SPECIAL_SOURCES, LoadedModel, LoadSettings, ModelSpec, weights_unavailable
+from workbench.models.qwen2_vl import _CONFIG_7B as QWEN2_VL_7B_CONFIG
 from workbench.models.qwen2_vl import (
     CHAT_TEMPLATE,
     MIN_PIXELS,
@@ -47,43 +48,8 @@ COPIES_PER_FRAME = 2  # use_multi_images_for_video: each frame is fed twice
 PROMPT = "Describe the video in detail."
 
 # Qwen2-VL-7B's architecture and Qwen2 vocabulary/token ids, which the Tarsier2 text_config carries (vLLM
-# builds its Qwen2VLConfig from that text_config); flat fields as in the Qwen2-VL family file.
-_CONFIG_7B: dict[str, Any] = {
-    "model_type": "qwen2_vl",
-    "bos_token_id": 151643,
-    "eos_token_id": 151645,
-    "vision_start_token_id": 151652,
-    "vision_end_token_id": 151653,
-    "image_token_id": 151655,
-    "video_token_id": 151656,
-    "hidden_act": "silu",
-    "hidden_size": 3584,
-    "initializer_range": 0.02,
-    "intermediate_size": 18944,
-    "max_position_embeddings": 32768,
-    "max_window_layers": 28,
-    "num_attention_heads": 28,
-    "num_hidden_layers": 28,
-    "num_key_value_heads": 4,
-    "rms_norm_eps": 1e-06,
-    "rope_theta": 1000000.0,
-    "sliding_window": 32768,
-    "use_sliding_window": False,
-    "tie_word_embeddings": False,
-    "vocab_size": 152064,
-    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
-    "vision_config": {
-        "depth": 32,
-        "embed_dim": 1280,
-        "mlp_ratio": 4,
-        "num_heads": 16,
-        "in_channels": 3,
-        "hidden_size": 3584,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-    },
-}
+# builds its Qwen2VLConfig from that text_config): the Qwen2-VL family file's 7B config, unchanged.
+_CONFIG_7B: dict[str, Any] = QWEN2_VL_7B_CONFIG
 
 _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 _CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
