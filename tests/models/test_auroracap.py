@@ -80,6 +80,28 @@ def test_lower_kept_ratio_predicts_lower_prefill():
     assert sum(low.phases["prefill"].values()) < sum(high.phases["prefill"].values())
 
 
+def test_model_options_set_the_ratio_in_measured_probes_and_their_predictions():
+    """The runtime option reaches a measured probe (any source, here the tiny twin) and its prediction."""
+    from workbench.memory import ProbeConfig
+    from workbench.memory.grid import predict_config
+    from workbench.memory.probe import measure
+
+    tokens = {}
+    for ratio in (0.2, 0.8):
+        config = ProbeConfig(model=MODEL_ID, source="tiny", dtype="float32", frames=2, height=240, width=320,
+                             max_new_tokens=2, model_options={"token_kept_ratio": ratio})
+        result = measure(config)
+        assert result["status"] == "ok", result["error"]
+        assert result["load_report"]["options"] == {"token_kept_ratio": ratio}
+        predicted = predict_config(config, device="cpu").tokens["visual_tokens"]
+        assert result["tokens"]["visual_tokens"] == predicted
+        tokens[ratio] = predicted
+    assert tokens[0.2] < tokens[0.8]
+    bad = ProbeConfig(model=MODEL_ID, source="tiny", frames=2, height=240, width=320, max_new_tokens=2,
+                      model_options={"kept_ratio": 0.4})
+    assert "has no option 'kept_ratio'" in measure(bad)["error"]
+
+
 # ---- the tiny twin and the published layout ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,7 @@ class Explorer:
         self.maps: "AttentionMaps | None" = None  # the last attention capture (for word/layer/head redraws)
         self.cancel_event = threading.Event()
         self._probe_process: "subprocess.Popen | None" = None
-        self._video_info: dict[str, Any] = {}
+        self._video_info: dict[str, tuple[int, int]] = {}  # video path -> (height, width)
 
     # ---- the actions ---------------------------------------------------------------------------
     def load(self, progress: Progress | None = None) -> ActionResult:
@@ -227,12 +227,11 @@ class Explorer:
         """(height, width) of the selected video (read once per path)."""
         from workbench import video
 
-        path = self.video_path(selection)
-        if str(path) not in self._video_info:
+        path = str(self.video_path(selection))
+        if path not in self._video_info:
             info = video.probe(path)
-            self._video_info[str(path)] = {"height": info.height, "width": info.width}
-        size = self._video_info[str(path)]
-        return size["height"], size["width"]
+            self._video_info[path] = (info.height, info.width)
+        return self._video_info[path]
 
     def probe_config(self, selection: Selection) -> Any:
         """The memory probe / predictor configuration of a selection (frame size from its video)."""
@@ -244,7 +243,8 @@ class Explorer:
                            attn_implementation=selection.attn_implementation, dtype=selection.dtype,
                            device=selection.device, frames=selection.frames, height=height, width=width,
                            max_pixels=selection.max_pixels or None, max_new_tokens=selection.max_new_tokens,
-                           budget_bytes=from_gib(selection.budget_gib) or None, seed=selection.seed)
+                           budget_bytes=from_gib(selection.budget_gib) or None, seed=selection.seed,
+                           model_options=selection.model_options, allow_pickle=selection.allow_pickle)
 
     def ensure_loaded(self, selection: Selection, progress: Progress) -> "LoadedModel":
         """The loaded model for `selection`, loading it (after unloading another) when needed."""

@@ -69,10 +69,13 @@ def config_label(config: ProbeConfig | dict[str, Any]) -> str:
     >>> config_label(ProbeConfig(model="qwen2-vl-7b", quantization="8bit", attn_implementation="eager",
     ...                          max_pixels=602112))
     '8bit/eager/1920x1080/cap 602112'
+    >>> config_label(ProbeConfig(model="auroracap-7b-vid", model_options={"token_kept_ratio": 0.4}))
+    'none/sdpa/1920x1080/no cap/token_kept_ratio=0.4'
     """
     c = config if isinstance(config, dict) else config.as_dict()
     cap = f"cap {c['max_pixels']}" if c.get("max_pixels") else "no cap"
-    return f"{c['quantization']}/{c['attn_implementation']}/{c['width']}x{c['height']}/{cap}"
+    options = "".join(f"/{k}={v}" for k, v in (c.get("model_options") or {}).items())
+    return f"{c['quantization']}/{c['attn_implementation']}/{c['width']}x{c['height']}/{cap}{options}"
 
 
 def predict_config(config: ProbeConfig, device: str = "cuda", text_tokens: int | None = None,
@@ -85,7 +88,7 @@ def predict_config(config: ProbeConfig, device: str = "cuda", text_tokens: int |
                    max_new_tokens=config.max_new_tokens, text_tokens=text_tokens,
                    double_quant=config.double_quant, device=device,
                    vision_attention_scope=vision_attention_scope,
-                   config_overrides=config.config_overrides or None)
+                   config_overrides=config.config_overrides or None, model_options=config.model_options or None)
 
 
 def _config_columns(config: ProbeConfig | dict[str, Any]) -> dict[str, Any]:

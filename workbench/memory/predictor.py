@@ -434,18 +434,22 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
             dtype: str = "bfloat16", frames: int = 8, height: int = 1080, width: int = 1920,
             max_pixels: int | None = None, max_new_tokens: int = 16, text_tokens: int | None = None,
             double_quant: bool = False, device: PredictDevice = "cuda", vision_attention_scope: Scope = "segment",
-            config_overrides: dict[str, Any] | None = None) -> Prediction:
+            config_overrides: dict[str, Any] | None = None, model_options: dict[str, Any] | None = None
+            ) -> Prediction:
     """Predicted peak memory per phase and component for one configuration (no weights, no GPU).
 
     `text_tokens` counts the prompt's non-visual tokens (over all rows for families that batch frames);
     `device` picks the bitsandbytes kernels' transients (CPU and CUDA differ); `vision_attention_scope`
-    "clip" predicts transformers 4.x's Qwen vision attention over all frames at once.
+    "clip" predicts transformers 4.x's Qwen vision attention over all frames at once. `config_overrides`
+    change the architecture (source random); `model_options` are runtime options that set the geometry
+    (AuroraCap's token_kept_ratio), for any source.
     """
     from workbench.models import get
 
     adapter, spec = get(model)
     arch = architecture(spec.model_id, source, config_overrides)
-    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels, source, config_overrides)
+    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels, source,
+                               {**(config_overrides or {}), **(model_options or {})})
     text = DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)
     dt = DTYPE_BYTES[dtype]
     weights = weight_bytes(arch.weights, quantization, dtype, double_quant)

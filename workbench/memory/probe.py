@@ -62,7 +62,9 @@ class ProbeConfig:
     Qwen2-VL: {"num_hidden_layers": 4, "vision_config": {"depth": 4}}. `max_pixels` is a per-frame pixel cap
     for families that keep the frame's aspect (Qwen); fixed-size families ignore it (noted in the result).
     `budget_bytes` is an artificial memory limit: on CPU the tracker raises at it, on CUDA the process's
-    memory fraction is capped at it.
+    memory fraction is capped at it. `model_options` are a family's runtime options (any source), set on the
+    loaded model as the notebooks do (AuroraCap's {"token_kept_ratio": 0.4}); `allow_pickle` lets a local
+    folder of .pth/.bin weights load (MiniGPT4-Video).
     """
 
     model: str
@@ -79,6 +81,8 @@ class ProbeConfig:
     max_new_tokens: int = 16
     budget_bytes: int | None = None
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    allow_pickle: bool = False
     prompt: str | None = None
     seed: int = 0
     threads: int | None = None
@@ -92,13 +96,24 @@ class ProbeConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise ValueError(f"ProbeConfig.{name} must be a positive int or None, got {value!r}")
-        if not isinstance(self.config_overrides, dict):
-            raise TypeError("ProbeConfig.config_overrides must be a dict")
+        for name in ("config_overrides", "model_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"ProbeConfig.{name} must be a dict")
         if self.config_overrides and self.source != "random":
             raise ValueError("config_overrides change the architecture, so they need source='random'")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def geometry_overrides(self) -> dict[str, Any]:
+        """What sets the visual-token geometry: the architecture overrides and the runtime options (which, like
+        AuroraCap's token_kept_ratio, live in the model's config).
+
+        >>> ProbeConfig(model="m", source="random", config_overrides={"a": 1},
+        ...             model_options={"token_kept_ratio": 0.4}).geometry_overrides()
+        {'a': 1, 'token_kept_ratio': 0.4}
+        """
+        return {**self.config_overrides, **self.model_options}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ProbeConfig":
@@ -160,7 +175,7 @@ def measure(config: ProbeConfig) -> dict[str, Any]:
         torch.set_num_threads(config.threads)
     settings = LoadSettings(source=config.source, dtype=config.dtype, quantization=config.quantization,
                             double_quant=config.double_quant, attn_implementation=config.attn_implementation,
-                            device=config.device)
+                            device=config.device, allow_pickle=config.allow_pickle)
     result: dict[str, Any] = empty_result(config)
     recording: _Recording | None = None
     try:
@@ -170,7 +185,7 @@ def measure(config: ProbeConfig) -> dict[str, Any]:
         if config.source in ("tiny", "random"):
             adapter.ensure_tiny()  # fabricated once, outside the measurement
         recording = _Recording(device, config.budget_bytes)
-        loaded = _load(adapter, spec, settings, recording, result)
+        loaded = _load(adapter, spec, settings, config.model_options, recording, result)
         inputs = _inputs(adapter, spec, loaded, config, recording, result)
         _generate(loaded, inputs, config, recording, result)
         result["status"] = "ok"
@@ -234,13 +249,15 @@ class _Recording:
         return self.recorder.table()
 
 
-def _load(adapter: Any, spec: Any, settings: Any, recording: _Recording, result: dict[str, Any]) -> Any:
+def _load(adapter: Any, spec: Any, settings: Any, options: dict[str, Any], recording: _Recording,
+          result: dict[str, Any]) -> Any:
     from workbench.models.base import model_tensors, tensor_bytes
 
     recording.recorder.start("load")
     loaded = adapter.load(spec, settings)
     recording.adopt(model_tensors(loaded.model))  # weights read from disk are made outside any operator
     recording.recorder.stop()
+    loaded.configure(options)
     result["weights_bytes"] = tensor_bytes(loaded.model)
     result["load_report"] = {k: v for k, v in loaded.report.to_dict().items() if k != "unquantized_modules"}
     return loaded
@@ -361,7 +378,7 @@ def token_counts(loaded: Any, inputs: dict[str, Any], frames_used: int, adapter:
         from workbench.memory.predictor import visual_geometry
 
         encoder = visual_geometry(adapter, config.model, frames_used, config.height, config.width,
-                                  config.max_pixels, config.source, config.config_overrides).encoder_tokens
+                                  config.max_pixels, config.source, config.geometry_overrides()).encoder_tokens
     return {"frames_used": frames_used, "visual_tokens": visual, "encoder_seq_len": encoder,
             "text_tokens": n_input - visual, "input_tokens": n_input, "generated_tokens": 0}
 
