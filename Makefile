@@ -34,7 +34,7 @@ lab: $(STAMP)
 
 # Re-resolve requirements.lock from pyproject.toml (then commit it).
 lock: $(STAMP)
-	$(UV) pip compile pyproject.toml --extra dev --extra ray --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --extra ray --extra footage --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean-outputs:

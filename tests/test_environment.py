@@ -26,7 +26,8 @@ def _lock() -> dict[str, str]:
 
 def _direct_dependencies() -> dict[str, str | None]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    deps = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    deps = project["dependencies"] + extras["dev"] + extras["footage"]
     out = {}
     for dep in deps:
         match = re.match(r"^([A-Za-z0-9_.\-]+)(?:==([^\s;]+))?", dep)
@@ -61,7 +62,7 @@ def test_installed_versions_match_the_lock():
     from importlib import metadata
 
     lock = _lock()
-    for name in ("torch", "transformers", "bitsandbytes", "decord", "papermill"):
+    for name in ("torch", "transformers", "bitsandbytes", "decord2", "papermill", "webvtt-py"):
         assert metadata.version(name).split("+")[0] == lock[name].split("+")[0], name
 
 

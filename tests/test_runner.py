@@ -70,7 +70,7 @@ def test_ok_run_leaves_complete_run_folder(outputs, test_notebook, monkeypatch):
     assert manifest["overrides"] == {"x": 21, "show_env": "HF_TOKEN"} and manifest["seed"] == 0
     assert manifest["notebook"] == "tiny_check"
     assert len(manifest["git"]["commit"] or "") in (0, 40) and "dirty" in manifest["git"]
-    for package in ("python", "torch", "transformers", "bitsandbytes", "decord"):
+    for package in ("python", "torch", "transformers", "bitsandbytes", "decord2"):
         assert manifest["versions"][package], package
     assert manifest["hardware"]["cpu_count"] >= 1 and manifest["hardware"]["ram_bytes"] > 0
     assert "gpus" in manifest["hardware"]

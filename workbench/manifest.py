@@ -21,7 +21,7 @@ from typing import Any
 from workbench.paths import REPO_ROOT
 
 MANIFEST_VERSION = 1
-PACKAGES = ("workbench", "torch", "torchvision", "transformers", "accelerate", "bitsandbytes", "decord",
+PACKAGES = ("workbench", "torch", "torchvision", "transformers", "accelerate", "bitsandbytes", "decord2",
             "av", "papermill", "numpy", "pandas")
 # Environment variables whose values must never be written anywhere.
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE", re.IGNORECASE)
