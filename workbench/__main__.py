@@ -10,16 +10,55 @@ import sys
 from typing import Any
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cli_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, tuple[str, Any]]]:
+    """-p values (read as YAML) and -r values (raw text), in the order given; also what each -p typed."""
     from workbench.params import parse_cli_value
+
+    overrides: dict[str, Any] = {}
+    typed: dict[str, tuple[str, Any]] = {}
+    for flag, name, text in args.values or []:
+        if flag == "-r":
+            overrides[name] = text
+            typed.pop(name, None)
+        else:
+            overrides[name] = parse_cli_value(text, name)
+            typed[name] = (text, overrides[name])
+    return overrides, typed
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from workbench import paths
+    from workbench.params import ParameterError, notebook_parameters, raw_hints
     from workbench.runner import run_notebook
 
-    overrides = {name: parse_cli_value(value) for name, value in args.param or []}
-    result = run_notebook(args.notebook, args.file, overrides, cell_timeout_s=args.cell_timeout)
+    overrides, typed = _cli_overrides(args)
+    try:
+        result = run_notebook(args.notebook, args.file, overrides, cell_timeout_s=args.cell_timeout)
+    except ParameterError as err:
+        hints = raw_hints(notebook_parameters(paths.notebook_path(args.notebook)), typed)
+        raise ParameterError("\n".join([str(err), *(f"hint: {h}" for h in hints)])) from None
+    return _report_run(result)
+
+
+def _report_run(result: Any) -> int:
+    from workbench.manifest import redact
+
     print(f"{result.status}: {result.dir}")
     if result.error:
-        print(f"error: {result.error}", file=sys.stderr)
+        print(f"error: {redact(result.error)}", file=sys.stderr)
+    if result.status == "interrupted":
+        print(f"interrupted; to run it again: python -m workbench rerun {result.dir}", file=sys.stderr)
+        return 130
     return 0 if result.ok else 1
+
+
+class _Value(argparse.Action):
+    """-p NAME VALUE and -r NAME VALUE into one ordered list (a later flag for a name wins)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append(("-r" if option_string in ("-r", "--raw") else "-p", *values))
+        setattr(namespace, self.dest, items)
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
@@ -73,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute a notebook headless into outputs/<notebook>/<run-id>/")
     run.add_argument("notebook", help="notebook name (e.g. 00_video_input) or path")
     run.add_argument("-f", "--file", help="YAML parameter file (path, or name under params/)")
-    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+    run.add_argument("-p", "--param", nargs=2, action=_Value, dest="values", metavar=("NAME", "VALUE"),
                      help="override one parameter; VALUE is read as YAML (8, [1, 2], true, text)")
+    run.add_argument("-r", "--raw", nargs=2, action=_Value, dest="values", metavar=("NAME", "VALUE"),
+                     help="override one parameter with VALUE as a raw string (no YAML: 'no', '08', 'a: b')")
     run.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell before 'timeout'")
     run.set_defaults(func=_cmd_run)
 

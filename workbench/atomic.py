@@ -47,7 +47,43 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """Strict JSON (RFC 8259): NaN and infinities become null, and a top-level mapping gets
+    `null_reasons` naming each such value and what it was, so readers never meet a bare NaN."""
+    return write_text(path, dumps_strict(obj) + "\n")
+
+
+def dumps_strict(obj: Any, indent: int | None = 2) -> str:
+    """json.dumps that never writes NaN/Infinity (which strict parsers and browsers reject).
+
+    >>> dumps_strict({"a": float("nan"), "b": [1.0, float("inf")]}, indent=None)
+    '{"a": null, "b": [1.0, null], "null_reasons": {"a": "NaN: not computable", "b[1]": "inf: infinite"}}'
+    """
+    reasons: dict[str, str] = {}
+    clean = finite(obj, reasons)
+    if reasons and isinstance(clean, dict):
+        known = clean.get("null_reasons") if isinstance(clean.get("null_reasons"), dict) else {}
+        clean = {**clean, "null_reasons": {**reasons, **known}}
+    return json.dumps(clean, indent=indent, sort_keys=False, default=str, allow_nan=False)
+
+
+def finite(obj: Any, reasons: dict[str, str] | None = None, where: str = "") -> Any:
+    """A copy of `obj` with every non-finite float (also numpy's) replaced by None; `reasons` collects
+    'path': 'NaN: not computable' / 'inf: infinite' for each replacement."""
+    import math
+
+    if isinstance(obj, float) or type(obj).__name__ in ("float32", "float64", "float16"):
+        value = float(obj)
+        if math.isfinite(value):
+            return value if not isinstance(obj, float) else obj
+        if reasons is not None:
+            reasons[where or "value"] = "NaN: not computable" if math.isnan(value) else (
+                f"{'inf' if value > 0 else '-inf'}: infinite")
+        return None
+    if isinstance(obj, dict):
+        return {key: finite(value, reasons, f"{where}.{key}" if where else str(key)) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(value, reasons, f"{where}[{i}]") for i, value in enumerate(obj)]
+    return obj
 
 
 def _default_file_mode() -> int:

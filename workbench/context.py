@@ -32,8 +32,16 @@ class Run:
     def figures_dir(self) -> Path:
         return self.dir / "figures"
 
-    def save_table(self, table: Any, name: str) -> Path:
-        """Save a pandas DataFrame (tidy, one row per observation) as results/<name>.csv, atomically."""
+    def save_table(self, table: Any, name: str, columns: list[str] | None = None) -> Path:
+        """Save a pandas DataFrame (tidy, one row per observation) as results/<name>.csv, atomically.
+
+        The CSV always has a header row, so readers can parse an empty table: a table without columns
+        (`pd.DataFrame()` of no rows) gets `columns` as its header, else the single column `no_data`.
+        """
+        import pandas as pd
+
+        if len(table.columns) == 0:
+            table = pd.DataFrame(columns=list(columns or ["no_data"]))
         path = self.results_dir / f"{name}.csv"
         with atomic.atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)

@@ -110,7 +110,10 @@ def describe(params: dict[str, Parameter]) -> str:
     return "\n".join(lines)
 
 
-def parse_cli_value(text: str) -> Any:
+RAW_HINT = "to pass it as text, use -r {name} VALUE (raw string, as papermill's -r)"
+
+
+def parse_cli_value(text: str, name: str = "VALUE") -> Any:
     """A `-p NAME VALUE` value, read as YAML like papermill's -y (so `8` is int, `[1, 2]` a list).
 
     >>> parse_cli_value("8"), parse_cli_value("[1, 2]"), parse_cli_value("sdpa"), parse_cli_value("true")
@@ -118,13 +121,51 @@ def parse_cli_value(text: str) -> Any:
     """
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParameterError(f"-p {name} {text!r}: not valid YAML ({problem}); "
+                             + RAW_HINT.format(name=name)) from None
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def raw_hints(params: dict[str, Parameter], cli_values: dict[str, tuple[str, Any]]) -> list[str]:
+    """Hints for `-p` values that YAML read as something other than the text typed, for parameters that
+    take text (`-p prompt no` is False, `-p name 08` is 8): suggest `-r NAME VALUE`.
+
+    >>> p = parse_parameters('prompt: str = ""  # text')
+    >>> raw_hints(p, {"prompt": ("no", False)})
+    ["-p prompt 'no' was read as YAML (bool False); to pass it as text, use -r prompt VALUE (raw string, as papermill's -r)"]
+    """
+    hints = []
+    for name, (text, value) in cli_values.items():
+        param = params.get(name)
+        if param is None or isinstance(value, str) or param.check(text) is not None or param.check(value) is None:
+            continue
+        hints.append(f"-p {name} {text!r} was read as YAML ({type(value).__name__} {value!r}); "
+                     + RAW_HINT.format(name=name))
+    return hints
+
+
+def load_yaml(path: str | Path, empty_ok: bool = False) -> dict[str, Any]:
+    """A YAML mapping; a syntax error names the file, line and column, an empty file is an error."""
     import yaml
 
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        raise ParameterError(f"{path}: {where}YAML syntax error: {problem}"
+                             + (f" ({context})" if context else "")) from None
+    if data is None:
+        if empty_ok:
+            return {}
+        raise ParameterError(f"{path}: the file is empty (or only comments); write name: value lines, "
+                             f"or leave out -f to run the notebook's defaults")
     if not isinstance(data, dict):
         raise ParameterError(f"{path}: a parameter file must be a mapping of name: value")
     return data

@@ -353,10 +353,11 @@ def write_aggregate(sweep: Sweep) -> None:
     import pandas as pd
 
     records = [r for r in (read_record(sweep.dir, run.key) for run in sweep.runs) if r is not None]
+    columns = ["key", "status", "seconds", "attempt", "run_dir", "error", *sweep.varying]
     runs = pd.DataFrame([{
         "key": r["key"], "status": r["status"], "seconds": r["seconds"], "attempt": r["attempt"],
         "run_dir": r["run_dir"], "error": r["error"], **{k: _cell(v) for k, v in r["point"].items()},
-    } for r in records])
+    } for r in records], columns=columns)  # a header even before any run finished
     _write_table(runs, sweep.dir / "runs")
     tables: dict[str, list[Any]] = {}
     for record in records:
@@ -364,7 +365,9 @@ def write_aggregate(sweep: Sweep) -> None:
         for csv in sorted(results.glob("*.csv")) if record["status"] == "ok" else []:
             try:
                 frame = pd.read_csv(csv)
-            except pd.errors.EmptyDataError:  # a run saved an empty table (no columns): nothing to pool
+            except pd.errors.EmptyDataError:  # an old run's table without a header: nothing to pool
+                continue
+            if frame.empty:  # a table of no rows adds nothing to the pooled table
                 continue
             for name, value in reversed(list(record["point"].items())):
                 # a results column of the same name wins; the parameter is kept beside it

@@ -93,6 +93,9 @@ def collect_runs(notebook: str = SOURCE_NOTEBOOK, run_ids: list[str] | None = No
             skipped.append({"run": run_dir.name, "status": status, "reason": f"no results/{SUMMARY_FILE}"})
             continue
         summary = json.loads(summary_path.read_text())
+        for key in summary.pop("null_reasons", None) or {}:  # strict JSON wrote NaN as null, with the reason
+            if summary.get(key) is None:
+                summary[key] = float("nan")
         rows.append({"run": run_dir.name, "started_at": record.get("started_at"), **summary})
     runs = pd.DataFrame(rows)
     if len(runs):

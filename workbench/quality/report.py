@@ -163,7 +163,34 @@ def run_summary(load_report: dict[str, Any], components: list[dict[str, Any]], t
         "components": "; ".join(f"{c['role']} ({c['module']})" for c in components),
         **values,
     }
-    return {key: _native(value) for key, value in record.items()}
+    record = {key: _native(value) for key, value in record.items()}
+    reasons = {key: _null_reason(key, record) for key, value in record.items() if _not_finite(value)}
+    record = {key: (None if key in reasons else value) for key, value in record.items()}
+    if reasons:  # strict JSON: null, and why (05 reads these records; browsers reject NaN)
+        record["null_reasons"] = reasons
+    return record
+
+
+TRUTH_METRICS = ("fact_recall", "hallucination_rate", "hallucinations_per_caption", "bleu_1", "bleu_4",
+                 "rouge_l", "cider")
+
+
+def _not_finite(value: Any) -> bool:
+    import math
+
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _null_reason(name: str, record: dict[str, Any]) -> str:
+    """Why a summary value could not be computed (it is written as null)."""
+    no_truth = _not_finite(record.get("fact_recall")) or record.get("fact_recall") is None
+    if (name in TRUTH_METRICS or name.startswith("recall_")) and no_truth:
+        return "no ground truth for this video (only probe videos have one)"
+    if name == "hallucination_rate":
+        return "no colour or shape was named in a usable caption"
+    if record.get("success_rate") == 0:
+        return "no usable caption"
+    return "not computable for this run (NaN)"
 
 
 def _native(value: Any) -> Any:
