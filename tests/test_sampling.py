@@ -93,12 +93,56 @@ def test_windows_one_frame_each_at_window_centre():
     assert plan.windows == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0)]
 
 
-def test_windows_keep_partial_last_window_with_true_end():
+def test_windows_keep_a_last_window_of_half_a_window_or_more():
+    plan = sampling.window_plan(10.0, 45, window_s=1.0, frames_per_window=2)
+    assert plan.windows[-1] == (4.0, 4.5)  # exactly half a window: kept with its true end
+    plan = sampling.window_plan(10.0, 52, window_s=2.0, frames_per_window=1)
+    assert plan.windows == [(0.0, 2.0), (2.0, 4.0), (4.0, 5.2)]
+
+
+def test_windows_merge_a_last_window_shorter_than_half_a_window():
     plan = sampling.window_plan(10.0, 45, window_s=2.0, frames_per_window=4)
-    assert plan.windows == [(0.0, 2.0), (2.0, 4.0), (4.0, 4.5)]
-    # k frames at centres of k equal sub-intervals: [0,2) -> .25 .75 1.25 1.75; [4,4.5) -> 4.0625 ...
-    assert plan.indices == [2, 7, 12, 17, 22, 27, 32, 37, 40, 41, 43, 44]
-    assert plan.window_ids == [0] * 4 + [1] * 4 + [2] * 4
+    assert plan.windows == [(0.0, 2.0), (2.0, 4.5)]
+    # k frames at centres of k equal sub-intervals: [0,2) -> .25 .75 1.25 1.75; [2,4.5) -> 2.3125 2.9375 ...
+    assert plan.indices == [2, 7, 12, 17, 23, 29, 35, 41]
+    assert plan.window_ids == [0] * 4 + [1] * 4
+
+
+def test_a_clip_shorter_than_half_a_window_is_one_window():
+    plan = sampling.window_plan(10.0, 4, window_s=1.0, frames_per_window=2)
+    assert plan.windows == [(0.0, 0.4)] and plan.indices == [1, 3]
+
+
+def test_the_4ms_tail_of_a_ntsc_video_gets_no_window_and_no_stray_frame():
+    """Issue 21 item 9: 120 frames at 29.97 fps end at 4.004 s; a [4.0, 4.004] window held frame 119 (3.971 s)."""
+    fps, n_frames = 30000 / 1001, 120
+    plan = sampling.window_plan(fps, n_frames, window_s=1.0, frames_per_window=3)
+    assert plan.windows[-1] == (3.0, pytest.approx(4.004))
+    assert len(plan.windows) == 4
+
+
+@pytest.mark.parametrize(("fps", "n_frames", "window_s", "per_window", "start_s"), [
+    (30000 / 1001, 120, 1.0, 3, 0.0), (25.0, 101, 1.0, 8, 0.0), (10.0, 45, 0.3, 4, 0.05),
+    (29.97, 1000, 2.5, 5, 1.3), (24.0, 49, 0.5, 1, 0.0), (7.0, 22, 1.0, 10, 0.0)])
+def test_every_frame_starts_inside_its_window(fps, n_frames, window_s, per_window, start_s):
+    plan = sampling.window_plan(fps, n_frames, window_s, per_window, start_s=start_s)
+    for index, window in zip(plan.indices, plan.window_ids):
+        w_start, w_end = plan.windows[window]
+        assert w_start - 1e-9 <= index / fps < w_end, (index, index / fps, w_start, w_end)
+    lengths = [end - start for start, end in plan.windows]
+    assert all(length >= window_s / 2 - 1e-9 for length in lengths[:-1] + lengths[-1:] * (len(lengths) > 1))
+    assert plan.windows[-1][1] == pytest.approx(n_frames / fps)  # the whole clip is covered
+
+
+def test_window_shorter_than_a_frame_is_an_error():
+    with pytest.raises(ValueError, match=r"window_s=0.05 is shorter than one frame \(0.1 s at 10 fps\)"):
+        sampling.window_plan(10.0, 45, window_s=0.05)
+
+
+def test_uniform_short_clip_repeats_frames_in_time_order():
+    assert sampling.uniform_indices(1, 8, allow_repeats=True) == [0] * 8
+    assert sampling.uniform_indices(4, 8, allow_repeats=True) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert sampling.uniform_indices(45, 5, allow_repeats=True) == sampling.uniform_indices(45, 5)
 
 
 def test_windows_with_span_and_fractional_window():

@@ -87,7 +87,8 @@ def test_windows_mode_keeps_partial_last_window(index_video):
 def test_dispatcher_matches_direct_calls(index_video):
     assert video.sample(index_video, "uniform", n=3).indices.tolist() == [7, 22, 37]
     assert video.sample(index_video, "fps", fps=1.0, max_frames=2).indices.tolist() == [10, 30]
-    assert video.sample(index_video, "windows", window_s=2.0).indices.tolist() == [10, 30, 42]
+    # 4.5 s in 2 s windows: the 0.5 s remainder is merged into the second window, [2.0, 4.5).
+    assert video.sample(index_video, "windows", window_s=2.0).indices.tolist() == [10, 32]
     with pytest.raises(ValueError, match="unknown sampling mode 'frames'; choose one of uniform, fps, windows"):
         video.sample(index_video, "frames", n=3)
 
@@ -287,7 +288,9 @@ def test_damaged_files_never_kill_the_interpreter(bad_files):
     [
         (lambda p: video.sample_uniform(p, 0), "number of frames to sample must be positive, got 0"),
         (lambda p: video.sample_uniform(p, -3), "must be positive, got -3"),
-        (lambda p: video.sample_uniform(p, 46), "cannot sample 46 distinct frames from a clip of 45 frames"),
+        (lambda p: video.sample_uniform(p, 46, short_clip="error"),
+         "cannot sample 46 distinct frames from a clip of 45 frames"),
+        (lambda p: video.sample_uniform(p, 4, short_clip="pad"), "unknown short_clip policy 'pad'"),
         (lambda p: video.sample_fps(p, 0.0), "target fps must be positive"),
         (lambda p: video.sample_fps(p, -2.0), "target fps must be positive"),
         (lambda p: video.sample_fps(p, 30.0), "target fps 30.0 is above the video's native 10.0 fps"),
@@ -306,36 +309,153 @@ def test_bad_arguments_raise_video_error(index_video, call, problem):
     assert problem in str(caught.value)
 
 
-def test_rotation_90_is_refused(tmp_path):
+def _write_rotated(path: Path, rotation: int, n_frames: int = 12, size: tuple[int, int] = (64, 48)) -> Path:
+    """An index video stored at `size` with a display matrix turning it `rotation` degrees counter-clockwise."""
     import av
 
-    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.set_display_rotation(rotation)
+        for i in range(n_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, size), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("rotation", "turns_back"), [(90, -1), (270, 1)])
+def test_rotation_90_and_270_come_back_upright_at_the_displayed_size(tmp_path, rotation, turns_back):
+    """A players' view: a display matrix of +90 (ffprobe "rotation of 90") turns the picture counter-clockwise."""
+    path = _write_rotated(tmp_path / f"portrait_{rotation}.mp4", rotation)
+    info = video.probe(path)
+    assert (info.rotation_deg, info.width, info.height) == (rotation, 64, 48)
+    assert (info.display_width, info.display_height) == (48, 64)
+    result = video.sample_uniform(path, 4)
+    assert result.frames.shape == (4, 64, 48, 3)
+    # Turning the returned frames back by the display rotation gives the stored pictures.
+    assert [read_frame_index(np.rot90(frame, turns_back)) for frame in result.frames] == result.indices.tolist()
+    np.testing.assert_allclose(result.timestamps_s, result.indices / 10.0, atol=1e-6)
+    assert any("decoded with PyAV" in note and f"{rotation}-degree" in note for note in result.notes)
+    resized = video.sample_uniform(path, 2, max_side=32)
+    assert resized.frames.shape == (2, 32, 24, 3)
+
+
+def test_rotation_direction_matches_the_display_matrix(tmp_path):
+    """A red top-left marker of a +90 (counter-clockwise) file is shown bottom-left, as FFmpeg's players do."""
+    import av
+
+    path = tmp_path / "marker.mp4"
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:16, :16] = (255, 0, 0)
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=10)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.set_display_rotation(90)
-        for i in range(5):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, (64, 48)), format="rgb24")):
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    assert video.probe(path).rotation_deg == 90
-    with pytest.raises(video.VideoError, match="rotated by 90 degrees"):
-        video.sample_uniform(path, 2)
+    frame = video.sample_uniform(path, 1).frames[0].astype(int)
+    assert frame.shape == (64, 48, 3)
+    assert frame[-4, 4, 0] > 200 and frame[4, 4, 0] < 60  # bottom-left red, top-left dark
 
 
-def test_wrong_frames_from_decord_are_caught(tmp_path):
-    """decord mis-seeks in MPEG-TS and returns other frames than asked; that must not pass silently."""
+def _write_index(path: Path, container_format: str, codec: str = "libx264", size=(160, 120), n_frames: int = 45,
+                 options: dict | None = None) -> Path:
     import av
 
-    path = tmp_path / "broadcast.ts"
-    with av.open(str(path), "w", format="mpegts") as container:
-        stream = container.add_stream("libx264", rate=10, options={"g": "20", "bf": "2"})
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(45):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, (160, 120)), format="rgb24")):
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=10, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        for i in range(n_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, size), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    with pytest.raises(video.VideoError, match="decord returned different pictures than the file holds"):
-        video.sample_uniform(path, 5)
+    return path
+
+
+@pytest.mark.parametrize("size", [(16, 512), (48, 512)])
+def test_narrow_sizes_decord_fails_on_are_decoded_by_pyav(tmp_path, size):
+    path = _write_index(tmp_path / f"narrow_{size[0]}x{size[1]}.mp4", "mp4", size=size, n_frames=20)
+    with pytest.raises(Exception):  # the reason for the fallback: decord itself cannot copy these out
+        video.import_decord().VideoReader(str(path)).get_batch([0, 5]).asnumpy()
+    result = video.sample_uniform(path, 4)
+    assert result.frames.shape == (4, size[1], size[0], 3)
+    assert result.indices.tolist() == [2, 7, 12, 17]
+    np.testing.assert_allclose(result.timestamps_s, result.indices / 10.0, atol=1e-6)
+    assert [read_frame_index(frame) for frame in result.frames] == [2, 7, 12, 17]
+    assert any(note.startswith("decoded with PyAV: decord failed") for note in result.notes)
+
+
+def test_av1_clip_is_decoded(tmp_path):
+    path = _write_index(tmp_path / "clip_av1.mkv", "matroska", codec="libsvtav1", size=(160, 128), n_frames=30,
+                        options={"preset": "8", "crf": "1"})
+    info = video.probe(path)
+    assert (info.codec, info.n_frames) == ("libdav1d", 30) or (info.codec, info.n_frames) == ("av1", 30)
+    result = video.sample_uniform(path, 5)
+    assert_consistent(result, 10.0, 128, 160)
+    assert result.notes == []  # decord2 decodes AV1 itself (decord 0.6 had no AV1 decoder)
+
+
+@pytest.mark.parametrize(("container_format", "suffix"), [("mpegts", "ts"), ("avi", "avi")])
+def test_containers_decord_mis_seeks_in_are_decoded_by_pyav(tmp_path, container_format, suffix):
+    path = _write_index(tmp_path / f"broadcast.{suffix}", container_format, options={"g": "20", "bf": "2"})
+    result = video.sample_uniform(path, 5)
+    assert_consistent(result, 10.0, 120, 160)
+    assert result.notes == [f"decoded with PyAV: decord seeks to wrong frames in {container_format.upper()} files"]
+
+
+def test_wrong_frames_from_decord_are_caught_and_replaced(tmp_path, monkeypatch):
+    """decord mis-seeks in MPEG-TS and returns other frames than asked; forced through decord, that must not pass."""
+    monkeypatch.setattr(video, "_PYAV_CONTAINERS", frozenset())
+    path = _write_index(tmp_path / "broadcast.ts", "mpegts", options={"g": "20", "bf": "2"})
+    result = video.sample_uniform(path, 5)
+    assert_consistent(result, 10.0, 120, 160)
+    assert len(result.notes) == 1
+    assert result.notes[0].startswith("decoded with PyAV: decord returned different pictures than the file holds")
+
+
+# ---- clips shorter than the frames asked for ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_clips(tmp_path_factory) -> dict[str, Path]:
+    from workbench.probe_videos import write_index_video
+
+    directory = tmp_path_factory.mktemp("short")
+    return {"one_frame": write_index_video(directory / "one.mp4", 1, 10),
+            "0.4s": write_index_video(directory / "short.mp4", 4, 10)}
+
+
+def test_short_clip_repeats_frames_by_default_with_a_warning(short_clips):
+    with pytest.warns(video.ShortClipWarning, match="the clip has 4 frames, 8 asked for: frames repeated"):
+        result = video.sample_uniform(short_clips["0.4s"], 8)
+    assert result.indices.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert shown_indices(result) == [0, 0, 1, 1, 2, 2, 3, 3]
+    np.testing.assert_allclose(result.timestamps_s, result.indices / 10.0, atol=1e-6)
+    assert "short_clip='repeat'" in result.notes[0]
+    with pytest.warns(video.ShortClipWarning):
+        single = video.sample_uniform(short_clips["one_frame"], 8)
+    assert single.frames.shape == (8, 120, 160, 3) and single.indices.tolist() == [0] * 8
+
+
+def test_short_clip_all_returns_each_frame_once(short_clips):
+    with pytest.warns(video.ShortClipWarning, match="all 4 returned"):
+        result = video.sample_uniform(short_clips["0.4s"], 8, short_clip="all")
+    assert shown_indices(result) == [0, 1, 2, 3]
+
+
+def test_short_clip_in_fps_and_windows_modes(short_clips):
+    assert video.sample_fps(short_clips["0.4s"], 1.0).indices.tolist() == [0]
+    result = video.sample_windows(short_clips["0.4s"], window_s=1.0, frames_per_window=2)
+    assert result.windows == [(0.0, 0.4)] and result.indices.tolist() == [1, 3]
+    assert shown_indices(result) == [1, 3]
+
+
+def test_enough_frames_gives_no_warning(index_video, recwarn):
+    video.sample_uniform(index_video, 45)
+    assert not [w for w in recwarn if issubclass(w.category, video.ShortClipWarning)]

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 _EPS = 1e-9
 
 
-def uniform_indices(n_frames: int, num: int) -> list[int]:
-    """`num` frames spread over a clip of `n_frames`: the centre frame of `num` equal segments.
+def uniform_indices(n_frames: int, num: int, *, allow_repeats: bool = False) -> list[int]:
+    """`num` frames spread over a clip of `n_frames`: the frame holding the centre of each of `num` equal segments.
+
+    More frames than the clip holds is an error unless `allow_repeats`: then each frame repeats as often
+    as segment centres fall in it, in time order (the short-clip policy of `video.sample_uniform`).
 
     >>> uniform_indices(10, 4)
     [1, 3, 6, 8]
@@ -23,12 +26,14 @@ def uniform_indices(n_frames: int, num: int) -> list[int]:
     [22]
     >>> uniform_indices(5, 5)
     [0, 1, 2, 3, 4]
+    >>> uniform_indices(3, 8, allow_repeats=True)
+    [0, 0, 0, 1, 1, 2, 2, 2]
     """
     if n_frames <= 0:
         raise ValueError(f"the clip has no frames (n_frames={n_frames})")
     if num <= 0:
         raise ValueError(f"number of frames to sample must be positive, got {num}")
-    if num > n_frames:
+    if num > n_frames and not allow_repeats:
         raise ValueError(f"cannot sample {num} distinct frames from a clip of {n_frames} frames")
     return [(2 * i + 1) * n_frames // (2 * num) for i in range(num)]
 
@@ -112,7 +117,43 @@ class WindowPlan:
 
     indices: list[int]  # source frame index, one per sampled frame, in time order
     window_ids: list[int]  # which window each sampled frame belongs to
-    windows: list[tuple[float, float]]  # (start_s, end_s) of each window; the last may be shorter
+    windows: list[tuple[float, float]]  # (start_s, end_s) of each window; the last may be shorter or longer
+
+
+def window_spans(start_s: float, end_s: float, window_s: float) -> list[tuple[float, float]]:
+    """Consecutive `window_s` windows over [start_s, end_s); a short remainder is merged, never left alone.
+
+    Policy: a last window shorter than half of `window_s` is merged into the window before it (which
+    then runs up to 1.5 `window_s`), so no caption describes a sliver such as the 4 ms tail of a
+    4.004 s video. A last window of half a window or more is kept with its true end. A span shorter
+    than half a window is one window: there is nothing to merge it into.
+
+    >>> window_spans(0.0, 4.5, 1.0)
+    [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 4.5)]
+    >>> window_spans(0.0, 4.004, 1.0)[-1]
+    (3.0, 4.004)
+    >>> window_spans(0.0, 0.4, 1.0)
+    [(0.0, 0.4)]
+    """
+    n_windows = math.ceil((end_s - start_s) / window_s - _EPS)
+    spans = [(start_s + w * window_s, min(start_s + (w + 1) * window_s, end_s)) for w in range(n_windows)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < window_s / 2 - _EPS:
+        tail = spans.pop()
+        spans[-1] = (spans[-1][0], tail[1])
+    return spans
+
+
+def frames_starting_in(start_s: float, end_s: float, fps: float, n_frames: int) -> tuple[int, int]:
+    """(first, last) index of the frames whose start time i/fps lies in [start_s, end_s); first > last if none.
+
+    >>> frames_starting_in(1.0, 2.0, 10.0, 45)
+    (10, 19)
+    >>> frames_starting_in(4.0, 4.004, 29.97, 120)
+    (120, 119)
+    """
+    first = max(math.ceil(start_s * fps - _EPS), 0)
+    last = min(math.ceil(end_s * fps - _EPS) - 1, n_frames - 1)
+    return first, last
 
 
 def window_plan(
@@ -124,11 +165,12 @@ def window_plan(
     start_s: float = 0.0,
     end_s: float | None = None,
 ) -> WindowPlan:
-    """Split [start_s, end_s) into windows of `window_s` and take `frames_per_window` frames in each.
+    """Split [start_s, end_s) into windows (`window_spans`) and take `frames_per_window` frames in each.
 
-    A window's frames sit at the centres of equal sub-intervals of that window. A last window shorter
-    than `window_s` is kept with its true end. Frames can repeat inside a window that holds fewer
-    native frames than `frames_per_window`.
+    A window's frames sit at the centres of equal sub-intervals of that window, and every frame
+    starts inside its window's span (a frame that began before the window is replaced by the first
+    one that begins in it). Frames can repeat inside a window that holds fewer native frames than
+    `frames_per_window`.
 
     >>> plan = window_plan(10.0, 45, window_s=1.0, frames_per_window=2)
     >>> plan.indices
@@ -143,17 +185,20 @@ def window_plan(
     if frames_per_window <= 0:
         raise ValueError(f"frames_per_window must be positive, got {frames_per_window}")
     start, end = clip_span(native_fps, n_frames, start_s, end_s)
-    n_windows = math.ceil((end - start) / window_s - _EPS)
+    if window_s * native_fps < 1 - _EPS:
+        raise ValueError(f"window_s={window_s} is shorter than one frame ({1 / native_fps:.4g} s at "
+                         f"{native_fps:.4g} fps): some windows would hold no frame")
     indices: list[int] = []
     window_ids: list[int] = []
-    windows: list[tuple[float, float]] = []
-    for w in range(n_windows):
-        w_start = start + w * window_s
-        w_end = min(start + (w + 1) * window_s, end)
-        windows.append((w_start, w_end))
+    windows = window_spans(start, end, window_s)
+    for w, (w_start, w_end) in enumerate(windows):
+        first, last = frames_starting_in(w_start, w_end, native_fps, n_frames)
+        if first > last:  # only a span shorter than one frame can get here
+            first = last = frame_at(w_start, native_fps, n_frames)
         step = (w_end - w_start) / frames_per_window
         for j in range(frames_per_window):
-            indices.append(frame_at(w_start + (j + 0.5) * step, native_fps, n_frames))
+            frame = frame_at(w_start + (j + 0.5) * step, native_fps, n_frames)
+            indices.append(min(max(frame, first), last))
             window_ids.append(w)
     return WindowPlan(indices=indices, window_ids=window_ids, windows=windows)
 

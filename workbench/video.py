@@ -1,10 +1,15 @@
 """Decode only the frames a model will see: uniform, fixed-fps or per-window sampling with decord.
 
-Every call first checks the file with PyAV, because decord on a damaged file either fails with an
-opaque C++ message, silently returns fewer frames than the file claims, or returns concealed garbage
-frames without complaint. The check reads the packet index (no decoding) and then decodes, strictly,
-just the groups of pictures that hold the requested frames; decord then decodes and resizes those
-frames. Any problem becomes a `VideoError` that names the file and what is wrong with it.
+Every call first checks the file with PyAV, because decord (decord2 3.4 as much as decord 0.6) on a
+damaged file either fails with an opaque C++ message, silently returns fewer frames than the file
+claims, or returns concealed garbage or wrong frames without complaint (benchmarks/decord_integrity.py
+and docs/video_benchmark.md list the cases). The check reads the packet index (no decoding) and then
+decodes, strictly, just the groups of pictures that hold the requested frames; decord then decodes and
+resizes those frames. Any problem with the file becomes a `VideoError` that names it and what is wrong.
+
+Where decord cannot give the right frames although the file is fine (90/270-degree display rotation,
+some narrow sizes such as 16x512, MPEG-TS and AVI where it seeks to the wrong frames), PyAV decodes
+them with the same contract (frames, exact timestamps, indices) and `Frames.notes` says so.
 
 Memory grows with the number of frames asked for, never with the length of the video.
 """
@@ -15,6 +20,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
+
+import warnings
 
 import numpy as np
 
@@ -36,6 +43,15 @@ _FINGERPRINT_TOLERANCE = 8.0
 _DECODE_CHUNK = 8
 # Packets to feed the decoder while looking for a first frame to read the rotation from.
 _FIRST_FRAME_PACKETS = 16
+# Containers in which decord seeks to the wrong frames (checked with decord2 3.4.0 in
+# benchmarks/decord_integrity.py): PyAV decodes them directly instead of decord plus a fallback.
+_PYAV_CONTAINERS = frozenset({"mpegts", "avi"})
+ShortClipPolicy = Literal["repeat", "all", "error"]
+SHORT_CLIP_POLICIES: tuple[str, ...] = ("repeat", "all", "error")
+
+
+class ShortClipWarning(UserWarning):
+    """Fewer frames in the clip than asked for; the policy used is in the message."""
 
 
 class VideoError(ValueError):
@@ -53,10 +69,21 @@ class VideoInfo:
     n_frames: int  # frames actually present in the stream (packets counted, not the header's claim)
     fps: float
     duration_s: float  # n_frames / fps: the span the frame indices cover
-    width: int  # as stored; decord returns 180-degree-rotated video upright at the same size
+    width: int  # as stored; frames come back upright, at display_width x display_height
     height: int
-    rotation_deg: int  # display rotation from the stream's metadata or display matrix, else 0
+    # Counter-clockwise degrees (0, 90, 180, 270) to turn a stored picture to show it, as the display
+    # matrix says: ffprobe's "rotation of -90 degrees" (a phone's portrait video) is 270 here.
+    rotation_deg: int
     codec: str
+    container: str = ""  # demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "mpegts"
+
+    @property
+    def display_width(self) -> int:
+        return self.height if self.rotation_deg in (90, 270) else self.width
+
+    @property
+    def display_height(self) -> int:
+        return self.width if self.rotation_deg in (90, 270) else self.height
 
 
 @dataclass
@@ -69,6 +96,9 @@ class Frames:
     info: VideoInfo
     window_ids: np.ndarray | None = None  # (T,) int: window of each frame (windows mode only)
     windows: list[tuple[float, float]] | None = field(default=None)  # (start_s, end_s) per window
+    # Plain-words notes on how the frames were obtained (decoder fallback, short-clip policy), for the
+    # notebook and the run's records; empty when nothing unusual happened.
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -131,13 +161,16 @@ def _fps_of(stream, n_frames: int, path: Path) -> float:
 
 
 def _rotation_of(stream, first_frame) -> int:
-    tag = stream.metadata.get("rotate")
+    """Counter-clockwise display rotation in degrees, a multiple of 90 (odd angles round to one)."""
+    if first_frame is not None and first_frame.rotation:
+        return int(round(first_frame.rotation / 90)) * 90 % 360
+    tag = stream.metadata.get("rotate")  # the older tag counts clockwise
     if tag is not None:
         try:
-            return int(float(tag)) % 360
+            return -int(round(float(tag) / 90)) * 90 % 360
         except ValueError:
             pass
-    return int(round(first_frame.rotation)) % 360 if first_frame is not None else 0
+    return 0
 
 
 def _inspect(path: str | Path) -> _StreamIndex:
@@ -179,12 +212,15 @@ def _inspect(path: str | Path) -> _StreamIndex:
             height=stream.codec_context.height,
             rotation_deg=_rotation_of(stream, first_frame),
             codec=stream.codec_context.name,
+            container=container.format.name,
         )
         if any(t is None for t in timestamps):
             return _StreamIndex(info, None, np.array([0]), None)
         decode_order = np.array(timestamps, dtype=np.int64)
         pts = np.sort(decode_order)
-        keyframes = np.unique(np.searchsorted(pts, decode_order[key_positions]))
+        # Frame 0 always counts: a damaged stream may flag no keyframe at all, and decoding from the
+        # start is then the only way in.
+        keyframes = np.union1d([0], np.searchsorted(pts, decode_order[key_positions]))
         return _StreamIndex(info, pts, keyframes, stream.time_base)
 
 
@@ -234,6 +270,39 @@ def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) 
     The fingerprints let us check that decord then returns these same pictures.
     """
     fingerprints: dict[int, np.ndarray] = {}
+
+    def keep(frame_index: int, frame) -> None:
+        fingerprints[frame_index] = _fingerprint(frame.reformat(width=64, height=64, format="gray").to_ndarray())
+
+    _decode_strict(path, index, wanted, keep)
+    return fingerprints
+
+
+def _decode_pyav(
+    path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (T, H, W, 3) uint8 upright at `size` (width, height), start times (T,)) decoded strictly by PyAV.
+
+    The same contract as `_decode`: one frame per entry of `indices` (repeats allowed), in that order.
+    """
+    info = index.info
+    turns = info.rotation_deg // 90
+    stored_width, stored_height = (size[1], size[0]) if turns % 2 else size
+    frames = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8)
+    positions: dict[int, list[int]] = {}
+    for position, frame_index in enumerate(indices):
+        positions.setdefault(frame_index, []).append(position)
+
+    def keep(frame_index: int, frame) -> None:
+        rgb = frame.reformat(width=stored_width, height=stored_height, format="rgb24").to_ndarray()
+        frames[positions[frame_index]] = np.rot90(rgb, turns) if turns else rgb
+
+    _decode_strict(path, index, sorted(positions), keep)
+    return frames, _fallback_starts(index, indices)
+
+
+def _decode_strict(path: Path, index: _StreamIndex, wanted: list[int], keep) -> None:
+    """Decode the frames `wanted` (sorted, unique) with PyAV, failing on any bitstream error; keep(i, frame) each."""
     with _open_container(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.options = dict(_STRICT_DECODE)
@@ -241,13 +310,12 @@ def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) 
         pending = list(wanted)
         seek = index.pts is not None
         while pending:
-            pending, overshot = _decode_run(path, container, stream, index, pending, seek, fingerprints)
+            pending, overshot = _decode_run(path, container, stream, index, pending, seek, keep)
             if overshot:
                 if not seek:
                     raise VideoError(path, f"frame {pending[0]} cannot be decoded (the decoder skips it)")
                 # The seek landed past the frame (e.g. an open group of pictures): go through from the start.
                 seek = False
-    return fingerprints
 
 
 def _fingerprint(luma: np.ndarray) -> np.ndarray:
@@ -270,7 +338,7 @@ def _keyframe_before(index: _StreamIndex, frame: int) -> int:
 
 def _decode_run(
     path: Path, container, stream, index: _StreamIndex, pending: list[int], seek: bool,
-    fingerprints: dict[int, np.ndarray],
+    keep,
 ) -> tuple[list[int], bool]:
     """Decode forward from the keyframe before pending[0] (or from the start when not seeking).
 
@@ -298,8 +366,7 @@ def _decode_run(
                     return pending, True
                 if frame.is_corrupt:
                     raise VideoError(path, f"corrupt video stream: frame {frame_index} decodes with errors")
-                luma = frame.reformat(width=64, height=64, format="gray").to_ndarray()
-                fingerprints[frame_index] = _fingerprint(luma)
+                keep(frame_index, frame)
                 pending = pending[1:]
                 if not pending:
                     return pending, False
@@ -357,6 +424,10 @@ def import_decord():
     return decord
 
 
+class _DecordFailed(Exception):
+    """decord could not give the right frames of a file PyAV reads fine; the message says why."""
+
+
 def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(frames (T, H, W, 3) uint8, start times (T,) float64) for `indices`, resized by the decoder."""
     decord = import_decord()
@@ -368,19 +439,19 @@ def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int
             str(path), ctx=decord.cpu(0), width=size[0] if resize else -1, height=size[1] if resize else -1
         )
         if len(reader) != info.n_frames:
-            raise VideoError(path, f"decord sees {len(reader)} frames but the stream holds {info.n_frames}")
+            raise _DecordFailed(f"decord sees {len(reader)} frames but the stream holds {info.n_frames}")
         frames = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8)
         # In chunks, copied into one array: decord's batch plus its numpy copy would double the peak.
         for start in range(0, len(indices), _DECODE_CHUNK):
             chunk = _as_numpy(reader.get_batch(indices[start : start + _DECODE_CHUNK]))
             if chunk.shape[1:] != frames.shape[1:] or chunk.dtype != np.uint8:
-                raise VideoError(
-                    path, f"decoder returned {chunk.shape} {chunk.dtype} frames, expected (T, {size[1]}, {size[0]}, 3) uint8"
+                raise _DecordFailed(
+                    f"decord returned {chunk.shape} {chunk.dtype} frames, expected (T, {size[1]}, {size[0]}, 3) uint8"
                 )
             frames[start : start + len(chunk)] = chunk
         starts = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64)[:, 0]
     except (decord.DECORDError, RuntimeError) as err:
-        raise VideoError(path, f"decoder failed: {_short(err)}") from err
+        raise _DecordFailed(f"decord failed ({_short(err)})") from err
     if not np.all(np.isfinite(starts)) or np.any(starts < 0):
         # Some containers (AVI) carry no presentation times; decord then reports nonsense.
         starts = _fallback_starts(index, indices)
@@ -393,9 +464,9 @@ def _as_numpy(batch) -> np.ndarray:
 
 
 def _check_same_pictures(
-    path: Path, info: VideoInfo, indices: list[int], frames: np.ndarray, references: dict[int, np.ndarray]
+    info: VideoInfo, indices: list[int], frames: np.ndarray, references: dict[int, np.ndarray]
 ) -> None:
-    """Raise if decord returned other pictures than PyAV decoded for the same indices.
+    """Raise _DecordFailed if decord returned other pictures than PyAV decoded for the same indices.
 
     decord mis-seeks in some containers (AVI with B-frames, MPEG-TS) and hands back the wrong frames.
     """
@@ -410,10 +481,7 @@ def _check_same_pictures(
             wrong.append(frame_index)
     if wrong:
         shown = ", ".join(str(i) for i in wrong[:8]) + (" ..." if len(wrong) > 8 else "")
-        raise VideoError(
-            path, f"decord returned different pictures than the file holds for frames {shown} "
-            f"(it seeks unreliably in this container; re-mux or re-encode to MP4)"
-        )
+        raise _DecordFailed(f"decord returned different pictures than the file holds for frames {shown}")
 
 
 def _fallback_starts(index: _StreamIndex, indices: list[int]) -> np.ndarray:
@@ -421,6 +489,16 @@ def _fallback_starts(index: _StreamIndex, indices: list[int]) -> np.ndarray:
         return np.asarray(indices, dtype=np.float64) / index.info.fps
     relative = (index.pts[indices] - index.pts[0]).astype(np.float64)
     return relative * float(index.time_base)
+
+
+def _pyav_reason(info: VideoInfo) -> str | None:
+    """Why decord is skipped for this file up front, or None to try decord first."""
+    if info.rotation_deg in (90, 270):
+        # decord applies the rotation but sizes its buffer for the stored frame: it fails or squashes.
+        return f"decord cannot return {info.rotation_deg}-degree rotated video upright"
+    if info.container in _PYAV_CONTAINERS:
+        return f"decord seeks to wrong frames in {info.container.upper()} files"
+    return None
 
 
 def _read(
@@ -431,23 +509,27 @@ def _read(
     max_pixels: int | None,
     window_ids: list[int] | None = None,
     windows: list[tuple[float, float]] | None = None,
+    notes: list[str] | None = None,
 ) -> Frames:
     path = Path(path)
     info = index.info
-    if info.rotation_deg in (90, 270):
-        # decord 0.6 rotates these itself but sizes its output buffer for the unrotated frame, so it
-        # either fails or returns squashed images.
-        raise VideoError(
-            path, f"rotated by {info.rotation_deg} degrees (display matrix); decord cannot decode it correctly, "
-            "re-encode it with the rotation applied"
-        )
+    notes = list(notes or [])
     try:
-        size = sampling.target_size(info.width, info.height, max_side=max_side, max_pixels=max_pixels)
+        size = sampling.target_size(info.display_width, info.display_height, max_side=max_side, max_pixels=max_pixels)
     except ValueError as err:
         raise VideoError(path, str(err)) from err
-    references = _reference_fingerprints(path, index, sorted(set(indices)))
-    frames, starts = _decode(path, index, indices, size)
-    _check_same_pictures(path, info, indices, frames, references)
+    reason = _pyav_reason(info)
+    if reason is None:
+        references = _reference_fingerprints(path, index, sorted(set(indices)))
+        try:
+            frames, starts = _decode(path, index, indices, size)
+            _check_same_pictures(info, indices, frames, references)
+        except _DecordFailed as failure:
+            frames = None  # release decord's frames before PyAV allocates its own
+            reason = str(failure)
+    if reason is not None:
+        frames, starts = _decode_pyav(path, index, indices, size)
+        notes.append(f"decoded with PyAV: {reason}")
     return Frames(
         frames=frames,
         timestamps_s=starts,
@@ -455,6 +537,7 @@ def _read(
         info=info,
         window_ids=None if window_ids is None else np.asarray(window_ids, dtype=np.int64),
         windows=windows,
+        notes=notes,
     )
 
 
@@ -472,11 +555,35 @@ def _plan(path: str | Path, make_indices) -> tuple[_StreamIndex, Any]:
 
 
 def sample_uniform(
-    path: str | Path, n: int, *, max_side: int | None = None, max_pixels: int | None = None
+    path: str | Path, n: int, *, max_side: int | None = None, max_pixels: int | None = None,
+    short_clip: ShortClipPolicy = "repeat",
 ) -> Frames:
-    """`n` frames at the centres of `n` equal segments of the whole video."""
-    index, indices = _plan(path, lambda info: sampling.uniform_indices(info.n_frames, n))
-    return _read(path, index, indices, max_side, max_pixels)
+    """`n` frames at the centres of `n` equal segments of the whole video.
+
+    A clip with fewer than `n` frames follows `short_clip` (with a ShortClipWarning and a note):
+    "repeat" (default) returns exactly `n` frames, each real frame repeated in time order with its true
+    index and timestamp, for models that need a fixed count; "all" returns every frame once;
+    "error" raises.
+    """
+    if short_clip not in SHORT_CLIP_POLICIES:
+        raise VideoError(path, f"unknown short_clip policy {short_clip!r}; choose one of {', '.join(SHORT_CLIP_POLICIES)}")
+    notes: list[str] = []
+
+    def indices_for(info: VideoInfo) -> list[int]:
+        if n <= info.n_frames or n <= 0 or short_clip == "error":
+            return sampling.uniform_indices(info.n_frames, n)
+        if short_clip == "all":
+            notes.append(f"the clip has {info.n_frames} frames, {n} asked for: all {info.n_frames} returned "
+                         f"(short_clip='all')")
+            return list(range(info.n_frames))
+        notes.append(f"the clip has {info.n_frames} frames, {n} asked for: frames repeated in time order to "
+                     f"make {n} (short_clip='repeat')")
+        return sampling.uniform_indices(info.n_frames, n, allow_repeats=True)
+
+    index, indices = _plan(path, indices_for)
+    for note in notes:
+        warnings.warn(f"{path}: {note}", ShortClipWarning, stacklevel=2)
+    return _read(path, index, indices, max_side, max_pixels, notes=notes)
 
 
 def sample_fps(

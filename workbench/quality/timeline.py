@@ -309,22 +309,26 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
     import numpy as np
     from tqdm.auto import tqdm
 
-    from workbench import video
+    from workbench import sampling, video
 
-    n_windows = math.ceil(span_s / settings.window_s - 1e-9)
+    # Windows over the whole span first (a short last window merged: sampling.window_spans), then
+    # decoded in chunks of whole windows; each chunk re-splits its own span into the same windows.
+    spans = sampling.window_spans(0.0, span_s, settings.window_s)
+    n_windows = len(spans)
     prompt = settings.prompt or None
     generation = _generation(settings)
     rows, calls, thumbs, notes = [], [], [], []
     bar = tqdm(total=n_windows, desc=f"captioning {loaded.spec.model_id}", unit="window",
                disable=not progress or n_windows < 2)
-    chunk_s = settings.chunk_windows * settings.window_s
     offset = 0
-    chunk_start = 0.0
     longest: tuple[int, Any, Any] = (-1, None, None)
     while offset < n_windows:
-        chunk_end = min(chunk_start + chunk_s, span_s)
-        frames = video.sample_windows(path, settings.window_s, settings.frames_per_window, start_s=chunk_start,
-                                      end_s=chunk_end, max_side=settings.max_side or None)
+        chunk = spans[offset : offset + settings.chunk_windows]
+        frames = video.sample_windows(path, settings.window_s, settings.frames_per_window, start_s=chunk[0][0],
+                                      end_s=chunk[-1][1], max_side=settings.max_side or None)
+        if [(round(a, 6), round(b, 6)) for a, b in frames.windows or []] != \
+                [(round(a, 6), round(b, 6)) for a, b in chunk]:
+            raise RuntimeError(f"windows of a chunk {frames.windows} differ from the plan {chunk}")
         for local, (w_start, w_end) in enumerate(frames.windows or []):
             picks = np.flatnonzero(frames.window_ids == local)
             clip, times = frames.frames[picks], frames.timestamps_s[picks]
@@ -348,10 +352,7 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
                 except BaseException:
                     bar.close()
                     raise
-        offset += len(frames.windows or [])
-        chunk_start = chunk_end
-        if not frames.windows:
-            break
+        offset += len(chunk)
     bar.close()
     if memory.needs_rerun and longest[1] is not None:
         with memory:
@@ -365,9 +366,10 @@ def _whole_clip(loaded: "LoadedModel", path: Path, span_s: float, settings: Time
                 memory: _PeakMemory) -> tuple[list, list, list, list]:
     import numpy as np
 
-    from workbench import video
+    from workbench import sampling, video
 
-    n_rows = math.ceil(span_s - 1e-9)
+    spans = sampling.window_spans(0.0, span_s, 1.0)  # one row per second, a short last second merged
+    n_rows = len(spans)
     frames = video.sample_fps(path, settings.clip_frames / span_s, end_s=span_s, max_frames=settings.clip_frames,
                               max_side=settings.max_side or None)
     prompt = settings.prompt or TIMESTAMP_PROMPT.format(last=n_rows - 1, end=n_rows)
@@ -393,7 +395,7 @@ def _whole_clip(loaded: "LoadedModel", path: Path, span_s: float, settings: Time
             status = "missing"
             message = "no timestamp in the caption covers this second" if segments else "caption has no timestamps"
         nearest = int(np.argmin(np.abs(frames.timestamps_s - (second + 0.5))))
-        rows.append({"window": second, "start_s": float(second), "end_s": float(min(second + 1, span_s)),
+        rows.append({"window": second, "start_s": float(spans[second][0]), "end_s": float(spans[second][1]),
                      "caption": text, "tokens": record.n_tokens * share, "latency_s": record.latency_s * share,
                      "status": status, "message": message, "call": 0, "n_frames": record.n_frames,
                      "frame_times_s": ";".join(f"{t:.3f}" for t in frames.timestamps_s)})
