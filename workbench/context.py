@@ -71,7 +71,7 @@ class Run:
             return
         record = json.loads((self.dir / "manifest.json").read_text())
         record.update(status="ok", ended_at=manifest.now_iso(), inputs=self.inputs)
-        atomic.write_json(self.dir / "manifest.json", record)
+        manifest.write_manifest(self.dir / "manifest.json", record)
 
 
 def open_run(run_dir: str, notebook: str, namespace: dict[str, Any]) -> Run:
@@ -95,6 +95,6 @@ def open_run(run_dir: str, notebook: str, namespace: dict[str, Any]) -> Run:
         directory, standalone = new_run_dir(notebook, values, suffix="interactive"), True
     run = Run(directory, notebook, values, standalone)
     if standalone:
-        atomic.write_json(directory / "manifest.json",
-                          manifest.start_manifest(notebook, values, directory.name, runner="notebook"))
+        manifest.write_manifest(directory / "manifest.json",
+                                manifest.start_manifest(notebook, values, directory.name, runner="notebook"))
     return run

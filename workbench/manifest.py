@@ -8,6 +8,7 @@ folder, so an HF token never lands in a shared notebook.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import re
@@ -23,8 +24,13 @@ from workbench.paths import REPO_ROOT
 MANIFEST_VERSION = 1
 PACKAGES = ("workbench", "torch", "torchvision", "transformers", "accelerate", "bitsandbytes", "decord2",
             "av", "papermill", "numpy", "pandas")
-# Environment variables whose values must never be written anywhere.
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE", re.IGNORECASE)
+# Environment variables whose values must never be written anywhere (TOKENIZERS_PARALLELISM is a setting).
+SECRET_NAME = re.compile(r"TOKEN(?!IZER)|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_KEY|PRIVATE", re.IGNORECASE)
+# The floor: a secret-named variable's value is redacted from this length on. Shorter values (and flag
+# words such as "true" or "0") cannot be told apart from ordinary text, so they are not searched for.
+MIN_SECRET_LENGTH = 3
+FLAG_WORDS = {"true", "false", "yes", "no", "on", "off", "none", "null", "1", "0"}
+REDACTED = "[redacted]"
 # Environment variables worth recording (they change results), by exact name.
 RECORDED_ENV = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS",
                 "PYTORCH_CUDA_ALLOC_CONF", "CUBLAS_WORKSPACE_CONFIG")
@@ -107,22 +113,73 @@ def recorded_environment() -> dict[str, str]:
 
 
 def secret_values(environ: dict[str, str] | None = None) -> list[str]:
-    """Values of secret-looking environment variables (long enough to be worth hiding), longest first."""
+    """Values of secret-looking environment variables, longest first: every value of a secret-named
+    variable from MIN_SECRET_LENGTH characters (flag words aside), and any value that looks like an HF token."""
     environ = dict(os.environ if environ is None else environ)
-    values = {v for k, v in environ.items() if SECRET_NAME.search(k) and len(v) >= 6}
+    values = {v.strip() for k, v in environ.items()
+              if SECRET_NAME.search(k) and len(v.strip()) >= MIN_SECRET_LENGTH and v.strip().lower() not in FLAG_WORDS}
     values |= {v for v in environ.values() if v.startswith("hf_") and len(v) >= 10}
     return sorted(values, key=len, reverse=True)
 
 
+def escaped_forms(secret: str) -> list[str]:
+    """The secret as it appears after the escaping that writing it changes: in a Python string literal
+    (papermill's injected parameters), inside a JSON string (also ASCII-only JSON), in HTML text or
+    attributes, and the combinations (a notebook's JSON shown in HTML), longest first.
+
+    >>> sorted(escaped_forms('a"b<c'), key=len)[:3]
+    ['a"b<c', 'a\\\\"b<c', 'a"b&lt;c']
+    """
+    import html
+
+    forms = {secret, repr(secret)[1:-1]}  # papermill injects parameters as Python literals
+    forms |= {json.dumps(f, ensure_ascii=a)[1:-1] for f in list(forms) for a in (True, False)}
+    for form in list(forms):
+        forms |= {html.escape(form, quote=True), html.escape(form, quote=False),
+                  html.escape(form, quote=True).replace("&#x27;", "&#39;")}
+    return sorted(forms, key=lambda f: (-len(f), f))
+
+
 def redact(text: str, secrets: list[str] | None = None) -> str:
-    """Replace every secret value in `text` with '[redacted]'.
+    """Replace every secret value in `text`, also in its JSON- and HTML-escaped forms, with '[redacted]'.
 
     >>> redact("token=hf_abcdefghijk used", ["hf_abcdefghijk"])
     'token=[redacted] used'
+    >>> redact('{"p": "say a\\"b&lt;"}', ['a"b<'])
+    '{"p": "say [redacted]"}'
     """
     for secret in secret_values() if secrets is None else secrets:
-        text = text.replace(secret, "[redacted]")
+        for form in escaped_forms(secret):
+            if form in text:
+                text = text.replace(form, REDACTED)
     return text
+
+
+def redact_value(value: Any, secrets: list[str] | None = None) -> Any:
+    """A copy of a JSON-like value with every secret removed from its strings (keys too).
+
+    >>> redact_value({"prompt": "use hf_abcdefghijk", "n": [1, "hf_abcdefghijk"]}, ["hf_abcdefghijk"])
+    {'prompt': 'use [redacted]', 'n': [1, '[redacted]']}
+    """
+    secrets = secret_values() if secrets is None else secrets
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v, secrets) for v in value]
+    return value
+
+
+def write_manifest(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write a manifest (or any record) as strict JSON with every secret removed from its strings:
+    parameters and overrides can hold a token typed into a prompt as well as argv can."""
+    from workbench import atomic
+
+    secrets = secret_values()
+    return atomic.write_text(path, redact(atomic.dumps_strict(redact_value(record, secrets)), secrets) + "\n")
 
 
 def start_manifest(notebook: str, parameters: dict[str, Any], run_id: str, runner: str,

@@ -26,6 +26,9 @@ from workbench.params import ParameterError, load_yaml, notebook_parameters, val
 
 STATUSES = ("ok", "failed", "oom", "timeout", "killed")  # killed: the kernel died (a signal, os._exit)
 PARTIAL_NAME = ".notebook.partial.ipynb"
+# Files of these kinds in a run folder are searched for secrets when it is sealed.
+TEXT_SUFFIXES = {".csv", ".json", ".txt", ".md", ".html", ".yaml", ".yml", ".ipynb", ".log", ".vtt", ".srt",
+                 ".tsv", ".svg"}
 
 
 @dataclass
@@ -93,7 +96,7 @@ def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[
     inputs = [manifest.describe_input(p) for p in _input_paths(effective)]
     record = manifest.start_manifest(stem, effective, run_dir.name, runner="workbench run", inputs=inputs)
     record.update(params_file=str(params_file) if params_file else None, overrides=values)
-    atomic.write_json(run_dir / "manifest.json", record)
+    manifest.write_manifest(run_dir / "manifest.json", record)
 
     partial = run_dir / PARTIAL_NAME
     status, error = "ok", None
@@ -137,8 +140,8 @@ def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | 
         notebook_text = manifest.redact(partial.read_text(encoding="utf-8"), secrets)
         atomic.write_text(run_dir / "notebook.ipynb", notebook_text)
         partial.unlink()
-    for folder in ("results", "figures"):
-        for path in sorted((run_dir / folder).glob("*")) if (run_dir / folder).exists() else []:
+    for path in sorted(run_dir.rglob("*")):  # results, figures, inputs.json, params.yaml, logs
+        if path.is_file() and path.name != "manifest.json":
             _scrub_text_file(path, secrets)
     if notebook_text is not None:
         try:
@@ -156,7 +159,7 @@ def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | 
         duration_s=round(seconds, 3),
         outputs=_list_outputs(run_dir),
     )
-    atomic.write_json(run_dir / "manifest.json", record)
+    manifest.write_manifest(run_dir / "manifest.json", record)
 
 
 def export_html(notebook_text: str) -> str:
@@ -169,7 +172,7 @@ def export_html(notebook_text: str) -> str:
 
 
 def _scrub_text_file(path: Path, secrets: list[str]) -> None:
-    if not secrets or path.suffix not in {".csv", ".json", ".txt", ".md", ".html", ".yaml"}:
+    if not secrets or path.suffix not in TEXT_SUFFIXES:
         return
     text = path.read_text(encoding="utf-8", errors="replace")
     clean = manifest.redact(text, secrets)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import atomic, paths
+from workbench import manifest as manifest_module
 from workbench.params import ParameterError, load_yaml
 from workbench.runner import STATUSES as FINAL_STATUSES
 
@@ -240,7 +241,8 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
         "status": status, "error": error, "seconds": round(seconds, 3), "attempt": attempt,
         "run_dir": str(run_dir.relative_to(sweep_dir)), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic.write_json(sweep_dir / "records" / f"{run.key}.json", record)
+    record = manifest_module.redact_value(record)  # a token in a prompt stays out of every sweep file
+    manifest_module.write_manifest(sweep_dir / "records" / f"{run.key}.json", record)
     return record
 
 
@@ -284,7 +286,7 @@ def run_sweep(path: str | Path, *, executor: str = "local", workers: int | None 
     """Expand, validate, run what is not done yet, then write the aggregate tables and index.html."""
     sweep = load_sweep(path)
     sweep.dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(sweep.dir / "sweep.json", {
+    manifest_module.write_manifest(sweep.dir / "sweep.json", {
         "file": str(sweep.path), "notebook": sweep.notebook, "code_version": sweep.code_version,
         "runs": [{"key": r.key, "point": r.point} for r in sweep.runs],
     })
@@ -376,7 +378,7 @@ def write_aggregate(sweep: Sweep) -> None:
             tables.setdefault(csv.stem, []).append(frame)
     for name, frames in tables.items():
         _write_table(pd.concat(frames, ignore_index=True), sweep.dir / "results" / name)
-    atomic.write_text(sweep.dir / "index.html", index_html(sweep, records))
+    atomic.write_text(sweep.dir / "index.html", manifest_module.redact(index_html(sweep, records)))
 
 
 def _cell(value: Any) -> Any:
@@ -385,6 +387,11 @@ def _cell(value: Any) -> Any:
 
 
 def _write_table(frame: Any, stem: Path) -> None:
+    """CSV and Parquet of a table, every secret removed from its text cells and column names."""
+    secrets = manifest_module.secret_values()
+    if secrets:
+        frame = frame.map(lambda v: manifest_module.redact(v, secrets) if isinstance(v, str) else v)
+        frame.columns = [manifest_module.redact(str(c), secrets) for c in frame.columns]
     stem.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(stem.with_suffix(".csv"), frame.to_csv(index=False))
     with atomic.atomic_path(stem.with_suffix(".parquet")) as tmp:

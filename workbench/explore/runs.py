@@ -79,13 +79,13 @@ def save_as_run(explorer: Explorer) -> SavedRun:
     params_file = run_dir / "params.yaml"
     header = (f"# Saved from the explorer. Repeat headless with:\n"
               f"#   python -m workbench run {nb_path.stem} -f {params_file}\n")
-    atomic.write_text(params_file, header + yaml.safe_dump(values, sort_keys=False))
+    atomic.write_text(params_file, manifest.redact(header + yaml.safe_dump(values, sort_keys=False)))
     effective = {name: p.default for name, p in notebook_parameters(nb_path).items() if name != "run_dir"}
     effective.update(values)
     record = manifest.start_manifest(nb_path.stem, effective, run_dir.name, runner="explorer")
     record.update(params_file=str(params_file), overrides=values,
                   left_out=[{"action": r.action, "message": r.message} for r in left_out])
-    atomic.write_json(run_dir / "manifest.json", record)
+    manifest.write_manifest(run_dir / "manifest.json", record)
     run = Run(run_dir, nb_path.stem, values, standalone=False)
     save_results(run, results)
     status, error = outcome(results)
