@@ -465,6 +465,48 @@ def reference_scores(candidates: Sequence[str], references: Sequence[Sequence[st
 
 
 # ----------------------------------------------------------------------------------------------
+# Alignment with reference segments (a team's own subtitles or dense captions)
+
+_OVERLAP_EPS = 1e-6  # seconds: windows and segments that only touch do not overlap
+
+
+def overlap_s(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Seconds two [start, end) spans share.
+
+    >>> overlap_s((0.0, 1.0), (0.5, 3.0))
+    0.5
+    >>> overlap_s((0.0, 1.0), (1.0, 2.0))
+    0.0
+    """
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def align_references(windows: Sequence[tuple[float, float]],
+                     segments: Sequence[tuple[float, float]]) -> list[list[int]]:
+    """For each window, the indices of the reference segments that overlap it (in segment order).
+
+    Dense-caption segments overlap each other and span many windows; a window gets every segment that
+    shares any time with it, so it is scored against all the sentences that describe that moment.
+
+    >>> align_references([(0, 1), (1, 2), (2, 3)], [(0.0, 1.5), (2.5, 9.0), (1.2, 1.4)])
+    [[0], [0, 2], [1]]
+    """
+    return [[j for j, segment in enumerate(segments) if overlap_s(window, segment) > _OVERLAP_EPS]
+            for window in windows]
+
+
+def segments_covered(windows: Sequence[tuple[float, float]], usable: Sequence[bool],
+                     segments: Sequence[tuple[float, float]]) -> list[bool]:
+    """For each reference segment, whether a window with a usable caption overlaps it.
+
+    >>> segments_covered([(0, 1), (1, 2)], [True, False], [(0.2, 0.8), (1.0, 2.0), (5.0, 6.0)])
+    [True, False, False]
+    """
+    return [any(ok and overlap_s(window, segment) > _OVERLAP_EPS for window, ok in zip(windows, usable))
+            for segment in segments]
+
+
+# ----------------------------------------------------------------------------------------------
 # Probe-video grounding
 
 
