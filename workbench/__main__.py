@@ -95,10 +95,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from workbench.sweep import run_sweep
+    from workbench.manifest import redact
+    from workbench.runner import EXIT_INTERRUPTED
+    from workbench.sweep import SweepInterrupted, run_sweep
 
-    sweep_dir = run_sweep(args.file, executor=args.executor, workers=args.workers,
-                          retry_failed=args.retry_failed, address=args.address)
+    try:
+        sweep_dir = run_sweep(args.file, executor=args.executor, workers=args.workers,
+                              retry_failed=args.retry_failed, address=args.address)
+    except SweepInterrupted as stopped:
+        print(redact(str(stopped)), file=sys.stderr)
+        return EXIT_INTERRUPTED
     runs = pd.read_csv(sweep_dir / "runs.csv")
     print(runs["status"].value_counts().to_string())
     print(f"index: {sweep_dir / 'index.html'}")
@@ -143,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the model zoo with status and size")
     models.set_defaults(func=_cmd_models)
+
+    from workbench.twins.cli import add_train_twin_parser
+
+    add_train_twin_parser(sub)  # train-twin NAME (workbench/twins)
     return parser
 
 

@@ -202,8 +202,20 @@ def start_manifest(notebook: str, parameters: dict[str, Any], run_id: str, runne
         "ended_at": None,
         "duration_s": None,
         "pid": os.getpid(),
+        "pid_started": _process_started(),
+        "host": platform.node(),
         "argv": [redact(a) for a in sys.argv],
     }
+
+
+def _process_started() -> float | None:
+    """This process's start time (seconds since the epoch), to tell it from a later one with the same pid."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # no psutil, or no /proc: the pid alone is recorded
+        return None
 
 
 def _cpu_model() -> str:

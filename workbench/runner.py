@@ -15,16 +15,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from workbench import atomic, manifest, paths
 from workbench.params import ParameterError, load_yaml, notebook_parameters, validate
 
 STATUSES = ("ok", "failed", "oom", "timeout", "killed")  # killed: the kernel died (a signal, os._exit)
+INTERRUPTED = "interrupted"  # stopped by Ctrl-C / SIGTERM: sealed, but never counted as finished
+EXIT_INTERRUPTED = 130
 PARTIAL_NAME = ".notebook.partial.ipynb"
 # Files of these kinds in a run folder are searched for secrets when it is sealed.
 TEXT_SUFFIXES = {".csv", ".json", ".txt", ".md", ".html", ".yaml", ".yml", ".ipynb", ".log", ".vtt", ".srt",
@@ -81,14 +87,96 @@ def resolve_parameters(notebook: str, params_file: str | None = None,
     return nb_path, values
 
 
+# ---- stopping: Ctrl-C / SIGTERM, and every child dying with its run --------------------------------------
+
+STOP = threading.Event()  # set by the first SIGINT/SIGTERM: start nothing new, stop what runs
+_stop_signal: list[str] = []
+
+
+def descendants(pid: int | None = None) -> list[Any]:
+    """Every live process below `pid` (default: this one): run processes, kernels, probe processes."""
+    import psutil
+
+    try:
+        return psutil.Process(pid or os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_tree(pid: int | None = None, include_root: bool = False, wait_s: float = 5.0) -> list[int]:
+    """SIGKILL every process below `pid` (and `pid` itself if asked), children listed before anything
+    dies so that none escapes by being re-parented; waits for them to go. Returns the pids signalled."""
+    import psutil
+
+    targets = descendants(pid)
+    if include_root and pid:
+        try:
+            targets.insert(0, psutil.Process(pid))
+        except psutil.Error:
+            pass
+    for process in targets:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(targets, timeout=wait_s)
+    return [p.pid for p in targets]
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    name = signal.Signals(signum).name
+    if STOP.is_set():  # the second Ctrl-C: no more waiting
+        kill_tree()
+        os._exit(EXIT_INTERRUPTED)
+    STOP.set()
+    _stop_signal.append(name)
+    print(f"\n{name}: stopping (what finished is kept; the running run is stopped and sealed as "
+          f"'{INTERRUPTED}'). Press Ctrl-C again to kill at once.", file=sys.stderr, flush=True)
+    kill_tree()
+
+
+@contextmanager
+def interruptible() -> Iterator[threading.Event]:
+    """While inside: SIGINT and SIGTERM set STOP and kill this process's children (kernels, run
+    processes, probes) instead of raising somewhere inside papermill; a second signal exits at once (130).
+    Only the main thread can take signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield STOP
+        return
+    STOP.clear()
+    _stop_signal.clear()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, _on_signal)
+    try:
+        yield STOP
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stop_reason() -> str:
+    return f"interrupted by {_stop_signal[0] if _stop_signal else 'a signal'} before it finished"
+
+
 def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[str, Any] | None = None,
                  *, cell_timeout_s: float | None = None, kernel_name: str = "python3",
                  run_dir: Path | None = None) -> RunResult:
-    """Execute `notebook` into a run folder; never raises for a failing notebook (see the status)."""
+    """Execute `notebook` into a run folder; never raises for a failing notebook (see the status).
+
+    Ctrl-C or SIGTERM kills the kernel and everything it started and seals the folder as 'interrupted'.
+    """
+    nb_path, values = resolve_parameters(notebook, params_file, overrides)
+    with interruptible():
+        return _run(nb_path, values, params_file, cell_timeout_s, kernel_name, run_dir)
+
+
+def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_timeout_s: float | None,
+         kernel_name: str, run_dir: Path | None) -> RunResult:
     import papermill
 
-    nb_path, values = resolve_parameters(notebook, params_file, overrides)
     stem = nb_path.stem
+    mark_dead_runs(paths.run_root(stem))
     run_dir = run_dir or new_run_dir(stem, values)
     run_dir.mkdir(parents=True, exist_ok=True)
     effective = {name: p.default for name, p in notebook_parameters(nb_path).items() if name != "run_dir"}
@@ -101,7 +189,10 @@ def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[
     partial = run_dir / PARTIAL_NAME
     status, error = "ok", None
     started = time.perf_counter()
+    before = {(p.pid, p.create_time()) for p in descendants()}
     try:
+        if STOP.is_set():
+            raise InterruptedError(stop_reason())
         papermill.execute_notebook(
             str(nb_path), str(partial), parameters={**values, "run_dir": str(run_dir)},
             kernel_name=kernel_name, cwd=str(paths.REPO_ROOT), progress_bar=False,
@@ -109,8 +200,80 @@ def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[
         )
     except Exception as err:  # the run's outcome is recorded, whatever it was
         status, error = classify_failure(err)
+    finally:
+        _kill_new_children(before)  # nothing the kernel started outlives the run (probes, their children)
+        _remove_temp_folders()
+    if STOP.is_set():
+        status, error = INTERRUPTED, stop_reason()
     finish_run(run_dir, record, status, error, time.perf_counter() - started)
     return RunResult(run_dir, status, error)
+
+
+def _kill_new_children(before: set[tuple[int, float]]) -> None:
+    """Kill what this run started (its kernel's leftovers) and not what the calling process had before."""
+    import psutil
+
+    for process in descendants():
+        try:
+            if (process.pid, process.create_time()) not in before:
+                kill_tree(process.pid, include_root=True)
+        except psutil.Error:
+            pass
+
+
+def process_alive(pid: int | None, started: float | None = None, host: str | None = None) -> bool | None:
+    """Whether the process that wrote a manifest still runs: False if gone (or its pid was reused by a
+    process started later), None when it cannot be told (another host, no pid recorded)."""
+    import socket
+
+    import psutil
+
+    if not pid or (host and host != socket.gethostname()):
+        return None
+    try:
+        process = psutil.Process(int(pid))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - float(started)) < 1.0
+    except psutil.Error:
+        return False
+
+
+def mark_dead_runs(root: Path, marked_by: str = "workbench") -> list[Path]:
+    """Seal every run folder under `root` whose manifest says 'running' but whose process is gone (kill -9,
+    a lost machine): status 'killed', and the partial notebook exported, redacted, as notebook.ipynb/html.
+    Returns the folders sealed. Safe to call while other runs are alive: their processes are checked."""
+    sealed = []
+    for manifest_path in sorted(Path(root).glob("*/manifest.json")) if Path(root).exists() else []:
+        try:
+            record = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("status") != "running":
+            continue
+        if process_alive(record.get("pid"), record.get("pid_started"), record.get("host")) is not False:
+            continue
+        run_dir = manifest_path.parent
+        last_seen = max((p.stat().st_mtime for p in run_dir.rglob("*") if p.is_file()), default=None)
+        error = (f"the run's process (pid {record.get('pid')}) ended without finishing (killed or lost); "
+                 f"found by {marked_by}")
+        record.update(marked_killed_by=marked_by, marked_killed_at=manifest.now_iso())
+        finish_run(run_dir, record, "killed", error, None)
+        if last_seen is not None:  # the end is not known: the last file written is the best estimate
+            record = json.loads(manifest_path.read_text())
+            record["ended_at"] = datetime.fromtimestamp(last_seen).astimezone().isoformat(timespec="milliseconds")
+            manifest.write_manifest(manifest_path, record)
+        sealed.append(run_dir)
+    return sealed
+
+
+def _remove_temp_folders() -> None:
+    try:
+        from workbench.memory.probe import remove_stale_temp_folders
+
+        remove_stale_temp_folders()
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def classify_failure(err: BaseException) -> tuple[str, str]:
@@ -131,7 +294,8 @@ def classify_failure(err: BaseException) -> tuple[str, str]:
     return "failed", message
 
 
-def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | None, seconds: float) -> None:
+def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | None,
+               seconds: float | None) -> None:
     """Scrub, export and seal a run folder; safe to call after a failure at any point."""
     secrets = manifest.secret_values()
     partial = run_dir / PARTIAL_NAME
@@ -156,7 +320,7 @@ def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | 
         status=status,
         error=manifest.redact(error, secrets) if error else None,
         ended_at=manifest.now_iso(),
-        duration_s=round(seconds, 3),
+        duration_s=round(seconds, 3) if seconds is not None else None,
         outputs=_list_outputs(run_dir),
     )
     manifest.write_manifest(run_dir / "manifest.json", record)

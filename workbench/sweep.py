@@ -37,9 +37,10 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from workbench import atomic, paths
 from workbench import manifest as manifest_module
@@ -198,44 +199,65 @@ def _die_with_parent() -> None:
     os.setsid()  # own process group: a timeout kills the run's kernel with it
 
 
-def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None) -> dict[str, Any]:
+def new_attempt_dir(sweep_dir: Path, key: str) -> tuple[int, Path]:
+    """The next attempt's folder runs/<key>-a<n>, created here: mkdir is atomic, so two callers can never
+    get the same attempt number (one of them moves on to the next)."""
+    runs = sweep_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name.rsplit("-a", 1)[1]) for p in runs.glob(f"{key}-a*") if p.name.rsplit("-a", 1)[1].isdigit()]
+    attempt = max(numbers, default=0) + 1
+    while True:
+        try:
+            (runs / f"{key}-a{attempt}").mkdir()
+            return attempt, runs / f"{key}-a{attempt}"
+        except FileExistsError:
+            attempt += 1
+
+
+def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None) -> dict[str, Any] | None:
     """Run one sweep run in a fresh `python -m workbench.sweep _worker` process and write its record.
 
     The record is written last and atomically; a run without a record did not finish (its folder is kept
-    under its attempt number and the run is redone on resume).
+    under its attempt number and the run is redone on resume). Returns None, writing no record, when the
+    sweep is being stopped (Ctrl-C / SIGTERM): the run is not started, or its folder is sealed 'interrupted'.
     """
+    from workbench.runner import INTERRUPTED, STOP, finish_run, kill_tree, stop_reason
+
+    if STOP.is_set():
+        return None
     sweep_dir = Path(sweep_dir)
-    (sweep_dir / "runs").mkdir(parents=True, exist_ok=True)
-    attempt = 1 + len(list((sweep_dir / "runs").glob(f"{run.key}-a*")))
-    run_dir = sweep_dir / "runs" / f"{run.key}-a{attempt}"
-    run_dir.mkdir()
+    attempt, run_dir = new_attempt_dir(sweep_dir, run.key)
+    # the parameters go through stdin, not argv: a prompt holding a token is not shown to `ps`
     payload = json.dumps({"notebook": run.notebook, "parameters": run.parameters, "run_dir": str(run_dir)})
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "workbench.sweep", "_worker", payload],
+    process = subprocess.Popen([sys.executable, "-m", "workbench.sweep", "_worker"], stdin=subprocess.PIPE,
                                cwd=str(paths.REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                preexec_fn=_die_with_parent)
     status = error = None
     try:
-        output, _ = process.communicate(timeout=timeout_s)
+        output, _ = process.communicate(payload.encode(), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_tree(process.pid, include_root=True)  # the worker, its kernel (own session) and the kernel's probes
         output, _ = process.communicate()
         status, error = "timeout", f"the run passed its time limit of {timeout_s} s and was killed"
     seconds = time.perf_counter() - started
+    kill_tree(process.pid, include_root=False)  # anything left below a worker that ended
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    if STOP.is_set() and status is None and manifest.get("status") in (None, "running", INTERRUPTED):
+        status, error = INTERRUPTED, stop_reason()
     if status is None:
         status, error = manifest.get("status"), manifest.get("error")
-        if status not in FINAL_STATUSES:
+        if status not in FINAL_STATUSES and status != INTERRUPTED:
             code = process.returncode
             status = "killed"
             error = (f"the run process ended with {'signal ' + str(-code) if code < 0 else 'exit code ' + str(code)}"
-                     f" before finishing: {output.decode(errors='replace')[-500:]}")
+                     f" before finishing: {manifest_module.redact(output.decode(errors='replace')[-500:])}")
     if manifest.get("status") != status:  # seal the run folder with the outcome the sweep saw
-        from workbench.runner import finish_run
-
         record_base = manifest or {"notebook": run.notebook, "parameters": run.parameters, "inputs": []}
         finish_run(run_dir, record_base, status, error, seconds)
+    if status == INTERRUPTED:
+        return None
     record = {
         "key": run.key, "notebook": run.notebook, "parameters": run.parameters, "point": run.point,
         "status": status, "error": error, "seconds": round(seconds, 3), "attempt": attempt,
@@ -248,11 +270,11 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
 
 def _worker(payload: str) -> int:
     """Inside the run process: execute the notebook into the given folder (the runner never raises)."""
-    from workbench.runner import run_notebook
+    from workbench.runner import INTERRUPTED, run_notebook
 
     args = json.loads(payload)
     result = run_notebook(args["notebook"], overrides=args["parameters"], run_dir=Path(args["run_dir"]))
-    return 0 if result.ok else 1
+    return 130 if result.status == INTERRUPTED else 0 if result.ok else 1
 
 
 # ---- the sweep ------------------------------------------------------------------------------------------
@@ -281,49 +303,144 @@ def pending_runs(sweep: Sweep, retry_failed: bool = False) -> tuple[list[RunSpec
     return todo, done
 
 
+class SweepInterrupted(Exception):
+    """The sweep was stopped by Ctrl-C / SIGTERM; what finished is aggregated. The message says how to resume."""
+
+    def __init__(self, sweep: "Sweep", finished: int, command: str) -> None:
+        self.sweep, self.finished = sweep, finished
+        super().__init__(f"sweep {sweep.name} interrupted: {finished} of {len(sweep.runs)} runs have a record "
+                         f"(aggregate and index written to {sweep.dir}); resume with: {command}")
+
+
+class SweepLocked(SweepError):
+    """Another live process is running the same sweep (same output folder)."""
+
+
 def run_sweep(path: str | Path, *, executor: str = "local", workers: int | None = None,
               retry_failed: bool = False, address: str | None = None, progress: bool = True) -> Path:
-    """Expand, validate, run what is not done yet, then write the aggregate tables and index.html."""
+    """Expand, validate, run what is not done yet, then write the aggregate tables and index.html.
+
+    The sweep holds a lock on its folder while it runs (a second process refuses, naming the holder).
+    Ctrl-C / SIGTERM: no new run starts, the running ones are killed (kernels and probes with them) and
+    sealed 'interrupted' without a record, the aggregate of what finished is written, and SweepInterrupted
+    is raised (the CLI exits 130 with the resume command); a second Ctrl-C exits at once.
+    """
+    from workbench.runner import STOP, interruptible, mark_dead_runs
+
     sweep = load_sweep(path)
     sweep.dir.mkdir(parents=True, exist_ok=True)
-    manifest_module.write_manifest(sweep.dir / "sweep.json", {
-        "file": str(sweep.path), "notebook": sweep.notebook, "code_version": sweep.code_version,
-        "runs": [{"key": r.key, "point": r.point} for r in sweep.runs],
-    })
-    todo, done = pending_runs(sweep, retry_failed)
-    counts = {"skipped": len(done), **{s: 0 for s in FINAL_STATUSES}}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    with sweep_lock(sweep.dir), interruptible():
+        sealed = mark_dead_runs(sweep.dir / "runs", marked_by=f"sweep {sweep.name} (pid {os.getpid()})")
+        if sealed and progress:
+            print(f"marked {len(sealed)} run folder(s) of a dead earlier sweep as killed", file=sys.stderr)
+        manifest_module.write_manifest(sweep.dir / "sweep.json", {
+            "file": str(sweep.path), "notebook": sweep.notebook, "code_version": sweep.code_version,
+            "runs": [{"key": r.key, "point": r.point} for r in sweep.runs],
+        })
+        todo, done = pending_runs(sweep, retry_failed)
+        counts = {"skipped": len(done), **{s: 0 for s in FINAL_STATUSES}}
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(sweep.runs), initial=len(done), desc=f"sweep {sweep.name}", unit="run")
-        bar.set_postfix(counts)
-
-    def finished(record: dict[str, Any]) -> None:
-        counts[record["status"]] = counts.get(record["status"], 0) + 1
-        if bar is not None:
-            bar.update(1)
+            bar = tqdm(total=len(sweep.runs), initial=len(done), desc=f"sweep {sweep.name}", unit="run")
             bar.set_postfix(counts)
 
-    if executor == "local":
-        _run_local(sweep, todo, workers or sweep.workers or default_workers(), finished)
-    elif executor == "ray":
-        _run_ray(sweep, todo, address, finished)
-    else:
-        raise SweepError(f"executor must be 'local' or 'ray', got {executor!r}")
-    if bar is not None:
-        bar.close()
-    write_aggregate(sweep)
+        def finished(record: dict[str, Any] | None) -> None:
+            if record is None:  # not started, or interrupted: no record, redone on resume
+                return
+            counts[record["status"]] = counts.get(record["status"], 0) + 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(counts)
+
+        try:
+            if executor == "local":
+                _run_local(sweep, todo, workers or sweep.workers or default_workers(), finished)
+            elif executor == "ray":
+                _run_ray(sweep, todo, address, finished)
+            else:
+                raise SweepError(f"executor must be 'local' or 'ray', got {executor!r}")
+        finally:
+            if bar is not None:
+                bar.close()
+            write_aggregate(sweep)
+        if STOP.is_set():
+            recorded = sum(read_record(sweep.dir, r.key) is not None for r in sweep.runs)
+            command = f"python -m workbench sweep {sweep.path}" + (f" --executor {executor}" if executor != "local" else "")
+            raise SweepInterrupted(sweep, recorded, command)
     return sweep.dir
+
+
+# ---- the lock on a sweep's folder -------------------------------------------------------------------------
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[dict[str, Any]]:
+    """Hold the sweep folder's lock: an exclusive flock on <sweep>/.lock, which records the holder (pid,
+    host, start time). The kernel drops a flock when its process dies however it dies, so a lock left by a
+    dead sweep (kill -9, a crash) is simply taken over; a live holder makes this raise SweepLocked."""
+    import fcntl
+    import platform
+
+    path = Path(sweep_dir) / LOCK_NAME
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = _holder(handle.read())
+        handle.close()
+        raise SweepLocked(
+            f"sweep folder {sweep_dir} is in use by another sweep: pid {holder.get('pid', '?')} on host "
+            f"{holder.get('host', '?')}, started {holder.get('started_at', '?')} "
+            f"({holder.get('command', '')}). Wait for it, or stop it (Ctrl-C / kill {holder.get('pid', 'PID')})"
+            f" and run again to resume.") from None
+    handle.seek(0)
+    previous = _holder(handle.read())
+    if previous.get("pid"):
+        print(f"taking over the lock of sweep folder {sweep_dir} from pid {previous['pid']} on "
+              f"{previous.get('host', '?')} (started {previous.get('started_at', '?')}), which is no longer "
+              f"running", file=sys.stderr)
+    holder = {"pid": os.getpid(), "host": platform.node(), "started_at": manifest_module.now_iso(),
+              "command": manifest_module.redact(" ".join(sys.argv))}
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(holder) + "\n")
+    handle.flush()
+    try:
+        yield holder
+    finally:
+        handle.seek(0)
+        handle.truncate()  # an empty lock file: nobody holds it
+        handle.flush()
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
+def _holder(text: str) -> dict[str, Any]:
+    try:
+        found = json.loads(text) if text.strip() else {}
+        return found if isinstance(found, dict) else {}
+    except ValueError:
+        return {}
 
 
 def _run_local(sweep: Sweep, todo: list[RunSpec], workers: int, finished: Any) -> None:
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
+    from workbench.runner import STOP, kill_tree
+
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
         futures = [pool.submit(execute, run, sweep.dir, sweep.timeout_s) for run in todo]
         for future in as_completed(futures):
             finished(future.result())
+            if STOP.is_set():
+                for waiting in futures:
+                    waiting.cancel()
+                kill_tree()  # a worker started just as the signal came
 
 
 def _run_ray(sweep: Sweep, todo: list[RunSpec], address: str | None, finished: Any) -> None:
@@ -331,6 +448,8 @@ def _run_ray(sweep: Sweep, todo: list[RunSpec], address: str | None, finished: A
         import ray
     except ImportError as err:
         raise SweepError("--executor ray needs the ray package: pip install 'workbench[ray]'") from err
+    from workbench.runner import STOP
+
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
@@ -339,12 +458,22 @@ def _run_ray(sweep: Sweep, todo: list[RunSpec], address: str | None, finished: A
     try:
         task = ray.remote(num_gpus=sweep.gpus_per_run, num_cpus=sweep.cpus_per_run, max_retries=0)(execute)
         pending = [task.remote(run, str(sweep.dir), sweep.timeout_s) for run in todo]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            finished(ray.get(ready[0]))
+        while pending and not STOP.is_set():
+            ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            if ready:
+                finished(ray.get(ready[0]))
+        for ref in pending if STOP.is_set() else []:  # stopped: cancel what is queued or running
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # a local Ray may already be gone with the killed children
+                pass
     finally:
         if started_here:
-            ray.shutdown()
+            try:
+                ray.shutdown()
+            except Exception:
+                if not STOP.is_set():
+                    raise
 
 
 # ---- aggregate and index --------------------------------------------------------------------------------
@@ -432,6 +561,6 @@ def index_html(sweep: Sweep, records: list[dict[str, Any]]) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "_worker":
-        sys.exit(_worker(sys.argv[2]))
+    if len(sys.argv) == 2 and sys.argv[1] == "_worker":
+        sys.exit(_worker(sys.stdin.read()))
     sys.exit("usage: python -m workbench sweep FILE (this module's own entry point is internal)")

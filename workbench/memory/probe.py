@@ -479,12 +479,13 @@ def run_probe(config: ProbeConfig | dict[str, Any], timeout_s: float | None = No
         # Each probe is a fresh interpreter: without cached bytecode it recompiles torch and transformers
         # (~10 s). Keep the bytecode under the cache dir so the checkout itself stays clean.
         env["PYTHONPYCACHEPREFIX"] = str(paths.cache_dir() / "pycache")
-    with tempfile.TemporaryDirectory(prefix="wb-probe-") as tmp:
+    remove_stale_temp_folders()
+    with temp_folder() as tmp:
         config_file = Path(tmp) / "config.json"
         out_file = Path(tmp) / "result.json"
         config_file.write_text(json.dumps(config.as_dict()))
         start = time.perf_counter()
-        process = subprocess.Popen(
+        process = start_child(
             [sys.executable, "-m", "workbench.memory.probe", str(config_file), "--out", str(out_file)],
             cwd=str(paths.REPO_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
@@ -504,6 +505,61 @@ def run_probe(config: ProbeConfig | dict[str, Any], timeout_s: float | None = No
             result = child_failure(config, process.returncode, stderr, timed_out, timeout_s)
     result["process_seconds"] = seconds
     return result
+
+
+# ---- child lifecycle: a probe process and its temp folder never outlive the process that started them ----
+
+TEMP_PREFIX = "wb-probe-"
+
+
+def temp_folder() -> "tempfile.TemporaryDirectory[str]":
+    """A temp folder named after this process (wb-probe-<pid>-*), so a later process can remove it when
+    this one was killed before its own cleanup ran (remove_stale_temp_folders)."""
+    return tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+
+
+def remove_stale_temp_folders(root: str | Path | None = None) -> list[Path]:
+    """Remove wb-probe-<pid>-* folders whose process is gone; returns those removed."""
+    import shutil
+
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        owner = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not _pid_alive(int(owner)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    try:  # a zombie is dead for this purpose
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _death_signal_setter() -> Callable[[], None] | None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL) resolved here in the parent: the child only calls it (no imports
+    after fork, which can deadlock in a threaded parent)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the child may outlive a killed parent
+        return None
+    return lambda: prctl(1, signal_module.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def start_child(command: list[str], **popen_kwargs: Any) -> subprocess.Popen:
+    """Popen a child that gets SIGKILL when the starting process dies, however it dies (Linux)."""
+    setter = _death_signal_setter()
+    return subprocess.Popen(command, preexec_fn=setter, **popen_kwargs)
 
 
 def child_failure(config: ProbeConfig, returncode: int | None, stderr: str, timed_out: bool,

@@ -1,0 +1,146 @@
+"""What users do to runs and sweeps, performed for real: Ctrl-C and SIGTERM (once and twice), kill -9 at
+each phase, two sweeps on one folder. Each test checks what is left on disk (manifests, notebooks, records,
+temp folders) and in the process table (kernels, run processes, probe-style children)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from workbench import runner
+
+DATA = Path(__file__).parent / "data"
+CHILDREN = DATA / "children.ipynb"
+TRIVIAL = DATA / "trivial.ipynb"
+
+
+def _env(outputs: Path) -> dict[str, str]:
+    return {**os.environ, "WORKBENCH_OUTPUTS": str(outputs), "PYTHONUNBUFFERED": "1"}
+
+
+def _start(args: list[str], outputs: Path) -> subprocess.Popen:
+    """A CLI process in a session of its own: signals reach only it, as Ctrl-C reaches a terminal's job."""
+    return subprocess.Popen([sys.executable, "-m", "workbench", *args], env=_env(outputs), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _wait_for(predicate, timeout: float = 180.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _children_started(root: Path):
+    found = sorted(root.glob("*/results/children.json")) if root.exists() else []
+    return found[0] if found else None
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _all_gone(processes: list[psutil.Process], timeout: float = 15.0) -> list[int]:
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_a_run_kills_its_children_and_seals_it_interrupted(tmp_path, sig):
+    outputs = tmp_path / "outputs"
+    proc = _start(["run", str(CHILDREN), "-p", "children", "2", "-p", "sleep_s", "300"], outputs)
+    info_path = _wait_for(lambda: _children_started(outputs / "children"), what="the children to start")
+    info = json.loads(info_path.read_text())
+    tree = _tree(proc.pid)
+    assert set(info["pids"]) <= {p.pid for p in tree} and len(tree) >= 3  # kernel + 2 children
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "python -m workbench rerun" in err
+    run_dir = info_path.parent.parent
+    record = json.loads((run_dir / "manifest.json").read_text())
+    assert record["status"] == "interrupted" and signal.Signals(sig).name in record["error"]
+    assert record["ended_at"] and record["duration_s"] > 0
+    assert (run_dir / "notebook.ipynb").exists() and (run_dir / "notebook.html").exists()
+    assert not (run_dir / runner.PARTIAL_NAME).exists()
+    assert _all_gone(tree) == []  # the kernel and both children
+    assert not any(Path(folder).exists() for folder in info["folders"])
+
+
+def test_second_ctrl_c_exits_at_once(tmp_path):
+    outputs = tmp_path / "outputs"
+    proc = _start(["run", str(CHILDREN), "-p", "sleep_s", "300"], outputs)
+    _wait_for(lambda: _children_started(outputs / "children"), what="the child to start")
+    tree = _tree(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - started < 10
+    assert _all_gone(tree) == []
+
+
+@pytest.mark.parametrize("phase", ["manifest", "children"])
+def test_kill_9_of_a_run_takes_its_children_and_the_next_run_marks_it_killed(tmp_path, phase):
+    """kill -9 before the kernel starts, and while the kernel and its probe-style children run: every child
+    dies with the run; the next run of the notebook seals the dead folder as killed, exports its partial
+    notebook (redacted) and removes the temp folders the children left."""
+    outputs = tmp_path / "outputs"
+    root = outputs / "children"
+    proc = _start(["run", str(CHILDREN), "-p", "children", "2", "-p", "sleep_s", "300"], outputs)
+    if phase == "manifest":
+        _wait_for(lambda: list(root.glob("*/manifest.json")), timeout=120, what="the manifest")
+        info = None
+    else:
+        info = json.loads(_wait_for(lambda: _children_started(root), what="the children").read_text())
+    tree = _tree(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert _all_gone(tree, timeout=20) == []  # kernel (its parent poller) and children (PR_SET_PDEATHSIG)
+    (dead,) = root.iterdir()
+    assert json.loads((dead / "manifest.json").read_text())["status"] == "running"
+    if info:
+        assert all(Path(folder).exists() for folder in info["folders"])  # nobody could clean up yet
+
+    again = subprocess.run([sys.executable, "-m", "workbench", "run", str(CHILDREN), "-p", "children", "0"],
+                           env=_env(outputs), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    record = json.loads((dead / "manifest.json").read_text())
+    assert record["status"] == "killed" and "ended without finishing" in record["error"]
+    assert record["ended_at"] and record["marked_killed_by"]
+    assert not (dead / runner.PARTIAL_NAME).exists()
+    if info:
+        assert (dead / "notebook.ipynb").exists() and (dead / "notebook.html").exists()
+        assert not any(Path(folder).exists() for folder in info["folders"])
+    assert sorted(json.loads((d / "manifest.json").read_text())["status"] for d in root.iterdir()) == ["killed", "ok"]
+
+
+def test_mark_dead_runs_leaves_live_and_finished_runs_alone(tmp_path):
+    live = tmp_path / "live"
+    live.mkdir()
+    runner.manifest.write_manifest(live / "manifest.json", runner.manifest.start_manifest("nb", {}, "live", "test"))
+    reused = tmp_path / "reused"  # the pid is alive but belongs to a process started later
+    reused.mkdir()
+    record = runner.manifest.start_manifest("nb", {}, "reused", "test")
+    record["pid_started"] -= 3600
+    runner.manifest.write_manifest(reused / "manifest.json", record)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    record = {**runner.manifest.start_manifest("nb", {}, "elsewhere", "test"), "host": "another-host", "pid": 1}
+    runner.manifest.write_manifest(elsewhere / "manifest.json", record)
+    assert runner.mark_dead_runs(tmp_path) == [reused]
+    assert json.loads((live / "manifest.json").read_text())["status"] == "running"
+    assert json.loads((elsewhere / "manifest.json").read_text())["status"] == "running"
+    assert json.loads((reused / "manifest.json").read_text())["status"] == "killed"
