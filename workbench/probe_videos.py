@@ -16,7 +16,7 @@ import json
 import math
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ from workbench import paths
 from workbench.atomic import atomic_path, write_json
 
 SCENARIOS: tuple[str, ...] = ("static", "moving", "events")
+# Scenarios made by seed for training and testing the trained twins (workbench/twins); not in the default set,
+# so `ensure_probe_videos()` still makes the three above.
+EXTRA_SCENARIOS: tuple[str, ...] = ("mixed",)
+ALL_SCENARIOS: tuple[str, ...] = SCENARIOS + EXTRA_SCENARIOS
 
 # Bump when rendering or encoding changes, so cached videos from an older generator are not reused.
 GENERATOR_VERSION = 1
@@ -45,7 +49,7 @@ SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 
 DEFAULT_SIZE = (320, 240)  # (width, height)
 DEFAULT_FPS = 10
-DEFAULT_DURATION_S = {"static": 6, "moving": 6, "events": 8}
+DEFAULT_DURATION_S = {"static": 6, "moving": 6, "events": 8, "mixed": 4}
 
 # Fixed encoder settings: single thread so the bitstream does not depend on scheduling; a keyframe
 # every 2 s (set per video) like ordinary web video; moov atom first so a cut file still opens.
@@ -126,7 +130,58 @@ def scenario_tracks(scenario: str, seed: int, duration_s: int) -> list[Track]:
             still("leaver", shapes[3], colours[4], (jitter(0.2), jitter(0.18)),
                   disappear_s=_at_second(0.625, duration_s)),
         ]
-    raise ValueError(f"unknown probe scenario {scenario!r}; available: {', '.join(SCENARIOS)}")
+    if scenario == "mixed":
+        return _mixed_tracks(rng, colours, duration_s)
+    raise ValueError(f"unknown probe scenario {scenario!r}; available: {', '.join(ALL_SCENARIOS)}")
+
+
+# The "mixed" scenario: 1-4 objects, each still or moving in one of four directions at its own speed for part
+# of the clip, some appearing, disappearing or changing colour. A mover's position at the middle of its move is
+# drawn from the same box whatever its direction, and moves are short (at most MIXED_MAX_TRAVEL), so where an
+# object is in one frame says little about where it goes: telling the direction needs two frames.
+MIXED_MAX_TRAVEL = 0.25  # normalized distance a mover covers in its whole move
+MIXED_SPEEDS = (0.08, 0.16)  # normalized distance per second
+_DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0)}
+
+
+def _mixed_tracks(rng: random.Random, colours: list[str], duration_s: int) -> list[Track]:
+    n_objects = rng.choices([1, 2, 3, 4], weights=[2, 4, 3, 1])[0]
+    spare = colours[n_objects:]  # recolour targets differ from every object's colour
+    tracks: list[Track] = []
+    placed: list[tuple[float, float]] = []
+    for i in range(n_objects):
+        shape = rng.choice(SHAPES)
+        moving = rng.random() < 0.6
+        if moving:
+            direction = rng.choice(sorted(_DIRECTIONS))
+            move_start = float(rng.randint(0, max(0, duration_s - 2)))
+            move_end = float(rng.randint(int(move_start) + 1, duration_s))
+            speed = min(rng.uniform(*MIXED_SPEEDS), MIXED_MAX_TRAVEL / (move_end - move_start))
+            travel = speed * (move_end - move_start)
+        else:
+            direction, move_start, move_end, travel = "none", 0.0, 0.0, 0.0
+        dx, dy = _DIRECTIONS.get(direction, (0.0, 0.0))
+        low, high = 0.12 + travel / 2, 0.88 - travel / 2  # the whole move stays inside the frame
+        for _ in range(50):  # keep objects apart at the middle of their moves
+            mid = (round(rng.uniform(low, high), 3), round(rng.uniform(low, high), 3))
+            if all(math.hypot(mid[0] - x, mid[1] - y) > 0.25 for x, y in placed):
+                break
+        placed.append(mid)
+        start = (round(mid[0] - dx * travel / 2, 3), round(mid[1] - dy * travel / 2, 3))
+        end = (round(mid[0] + dx * travel / 2, 3), round(mid[1] + dy * travel / 2, 3))
+        events: dict[str, Any] = {}
+        roll = rng.random()
+        if roll < 0.15 and duration_s > 2:
+            events["appear_s"] = float(rng.randint(1, duration_s - 1))
+        elif roll < 0.3 and duration_s > 2:
+            events["disappear_s"] = float(rng.randint(1, duration_s - 1))
+        elif roll < 0.45 and spare:
+            events.update(recolour_s=float(rng.randint(1, duration_s - 1)), new_colour=spare.pop(0))
+        tracks.append(Track(f"object{i}", shape, colours[i], start, end, move_start, move_end, **events))
+    # Named left to right (by where each object is in the middle of its move), so the order of the reference
+    # sentence's clauses can be seen in the frames.
+    order = sorted(range(n_objects), key=lambda k: placed[k][0])
+    return [replace(tracks[k], name=f"object{rank}") for rank, k in enumerate(order)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -207,7 +262,7 @@ def _second_record(tracks: list[Track], second: int) -> dict[str, Any]:
                 clauses.append(f"{_a(colour)} {track.shape} {_place(region)} moves {motion}")
         else:
             clauses.append(f"{_a(colour)} {track.shape} is {_place(region)}")
-    listed = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+    listed = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1] if clauses else ""
     sentence = f"On a {BACKGROUND_NAME} background, {listed}." if clauses else f"An empty {BACKGROUND_NAME} background."
     return {"second": second, "start_s": float(second), "end_s": float(second + 1),
             "objects": objects, "events": events, "description": sentence}
@@ -333,8 +388,8 @@ def generate_probe_video(
     duration_s: int | None = None,
 ) -> Path:
     """Render and write one probe video plus its ground-truth JSON beside it; returns the .mp4 path."""
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown probe scenario {scenario!r}; available: {', '.join(SCENARIOS)}")
+    if scenario not in ALL_SCENARIOS:
+        raise ValueError(f"unknown probe scenario {scenario!r}; available: {', '.join(ALL_SCENARIOS)}")
     duration_s = DEFAULT_DURATION_S[scenario] if duration_s is None else duration_s
     if int(duration_s) != duration_s or duration_s < 2:
         raise ValueError(f"duration_s must be a whole number of seconds >= 2, got {duration_s}")
@@ -361,9 +416,9 @@ def ensure_probe_videos(
 ) -> dict[str, Path]:
     """Probe videos by scenario name, generated into the cache (paths.probe_videos_dir()) if missing."""
     names = list(SCENARIOS if names is None else names)
-    unknown = [name for name in names if name not in SCENARIOS]
+    unknown = [name for name in names if name not in ALL_SCENARIOS]
     if unknown:
-        raise ValueError(f"unknown probe scenario(s) {unknown}; available: {', '.join(SCENARIOS)}")
+        raise ValueError(f"unknown probe scenario(s) {unknown}; available: {', '.join(ALL_SCENARIOS)}")
     directory = Path(out_dir) if out_dir is not None else paths.probe_videos_dir()
     videos: dict[str, Path] = {}
     for name in names:

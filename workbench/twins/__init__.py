@@ -1,0 +1,1 @@
+"""Trained twins: small real-family models trained on probe scenes (see docs/twins.md)."""
