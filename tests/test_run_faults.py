@@ -27,10 +27,26 @@ def _env(outputs: Path) -> dict[str, str]:
     return {**os.environ, "WORKBENCH_OUTPUTS": str(outputs), "PYTHONUNBUFFERED": "1"}
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    """A failing test must not leave its CLI process (and what it started) running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            runner.kill_tree(proc.pid, include_root=True)
+            proc.communicate()
+
+
 def _start(args: list[str], outputs: Path) -> subprocess.Popen:
     """A CLI process in a session of its own: signals reach only it, as Ctrl-C reaches a terminal's job."""
-    return subprocess.Popen([sys.executable, "-m", "workbench", *args], env=_env(outputs), text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", *args], env=_env(outputs), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _wait_for(predicate, timeout: float = 180.0, what: str = "condition"):

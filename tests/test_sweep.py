@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -116,12 +117,14 @@ def test_sigkill_mid_sweep_then_resume_records_each_run_exactly_once(tmp_path):
             break
         time.sleep(0.2)
     time.sleep(1.0)
+    tree = psutil.Process(process.pid).children(recursive=True)  # run process and kernel
+    assert tree
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_records = len(_records(sweep_dir))
     assert 1 <= killed_records < 4
-    time.sleep(2.0)  # the orphaned run process got SIGKILL too (PR_SET_PDEATHSIG)
-    assert subprocess.run(["pgrep", "-f", f"_worker.*{sweep_dir}"], capture_output=True).stdout == b""
+    _, alive = psutil.wait_procs(tree, timeout=15)  # the run process gets SIGKILL (PR_SET_PDEATHSIG)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
 
     assert subprocess.run([sys.executable, "-m", "workbench", "sweep", str(path)],
                           capture_output=True).returncode == 0
@@ -134,6 +137,9 @@ def test_sigkill_mid_sweep_then_resume_records_each_run_exactly_once(tmp_path):
     folders = {p.name for p in (sweep_dir / "runs").iterdir()}
     recorded = {Path(r["run_dir"]).name for r in records}
     assert recorded < folders
+    unrecorded = [json.loads((sweep_dir / "runs" / f / "manifest.json").read_text()) for f in folders - recorded
+                  if (sweep_dir / "runs" / f / "manifest.json").exists()]
+    assert {m["status"] for m in unrecorded} <= {"killed"}  # the restarted sweep sealed the dead attempt
     for record in records:
         json.loads((sweep_dir / record["run_dir"] / "manifest.json").read_text())
         assert (sweep_dir / record["run_dir"] / "notebook.html").exists()

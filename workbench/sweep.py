@@ -221,6 +221,7 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
     under its attempt number and the run is redone on resume). Returns None, writing no record, when the
     sweep is being stopped (Ctrl-C / SIGTERM): the run is not started, or its folder is sealed 'interrupted'.
     """
+    from workbench.memory.probe import remove_stale_temp_folders
     from workbench.runner import INTERRUPTED, STOP, finish_run, kill_tree, stop_reason
 
     if STOP.is_set():
@@ -242,6 +243,7 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
         status, error = "timeout", f"the run passed its time limit of {timeout_s} s and was killed"
     seconds = time.perf_counter() - started
     kill_tree(process.pid, include_root=False)  # anything left below a worker that ended
+    remove_stale_temp_folders()  # those of a killed worker's kernel and probes
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     if STOP.is_set() and status is None and manifest.get("status") in (None, "running", INTERRUPTED):
