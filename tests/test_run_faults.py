@@ -160,3 +160,21 @@ def test_mark_dead_runs_leaves_live_and_finished_runs_alone(tmp_path):
     assert json.loads((live / "manifest.json").read_text())["status"] == "running"
     assert json.loads((elsewhere / "manifest.json").read_text())["status"] == "running"
     assert json.loads((reused / "manifest.json").read_text())["status"] == "killed"
+
+
+def test_05_collector_reports_a_dead_run_as_killed(tmp_path):
+    from workbench.quality import compare
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run_dir = tmp_path / "run1"
+    run_dir.mkdir()
+    record = {**runner.manifest.start_manifest("04_caption_quality", {}, "run1", "test"), "pid": dead.pid,
+              "pid_started": None}
+    runner.manifest.write_manifest(run_dir / "manifest.json", record)
+    (run_dir / runner.PARTIAL_NAME).write_text(json.dumps({
+        "cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    runs, skipped = compare.collect_runs(root=tmp_path)
+    assert runs.empty and list(skipped["status"]) == ["killed"]
+    assert "ended without finishing" in skipped["reason"][0] and "05 collector" in skipped["reason"][0]
+    assert (run_dir / "notebook.ipynb").exists() and not (run_dir / runner.PARTIAL_NAME).exists()

@@ -66,7 +66,7 @@ def save_as_run(explorer: Explorer) -> SavedRun:
     """The explorer's current results as a new run folder with the parameters that repeat them."""
     import yaml
 
-    from workbench import atomic, manifest, runner
+    from workbench import atomic, manifest, paths, runner
     from workbench.context import Run
     from workbench.params import notebook_parameters
 
@@ -75,6 +75,7 @@ def save_as_run(explorer: Explorer) -> SavedRun:
     left_out = explorer.stale()
     parameters: dict[str, Any] = {**explorer.selection.to_parameters(), "actions": [r.action for r in results]}
     nb_path, values = runner.resolve_parameters(NOTEBOOK, None, parameters)
+    runner.mark_dead_runs(paths.run_root(nb_path.stem), marked_by="explorer")  # no dead run passes for live
     run_dir = runner.new_run_dir(nb_path.stem, values, suffix="explorer")
     params_file = run_dir / "params.yaml"
     header = (f"# Saved from the explorer. Repeat headless with:\n"

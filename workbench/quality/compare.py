@@ -72,7 +72,10 @@ def collect_runs(notebook: str = SOURCE_NOTEBOOK, run_ids: list[str] | None = No
     """(runs, skipped): one row per ok run with its summary; one row per run left out, with the reason."""
     import pandas as pd
 
+    from workbench.runner import mark_dead_runs
+
     root = root or paths.run_root(notebook)
+    mark_dead_runs(root, marked_by="05 collector")  # a run whose process died is 'killed', not 'running'
     rows, skipped = [], []
     for run_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []:
         if run_ids and run_dir.name not in run_ids:
