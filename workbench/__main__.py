@@ -1,4 +1,4 @@
-"""Command line: `python -m workbench {run,params,demo,probe-videos,models}`.
+"""Command line: `python -m workbench {run,rerun,sweep,params,demo,probe-videos,models}`.
 
 Heavy libraries are imported inside the commands, so `--help` answers at once.
 """
@@ -38,6 +38,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         hints = raw_hints(notebook_parameters(paths.notebook_path(args.notebook)), typed)
         raise ParameterError("\n".join([str(err), *(f"hint: {h}" for h in hints)])) from None
     return _report_run(result)
+
+
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    from workbench.runner import rerun
+
+    return _report_run(rerun(args.run_dir, cell_timeout_s=args.cell_timeout))
 
 
 def _report_run(result: Any) -> int:
@@ -124,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one parameter with VALUE as a raw string (no YAML: 'no', '08', 'a: b')")
     run.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell before 'timeout'")
     run.set_defaults(func=_cmd_run)
+
+    again = sub.add_parser("rerun", help="run a run folder's notebook again with its recorded parameters")
+    again.add_argument("run_dir", help="a run folder (outputs/<notebook>/<run-id> or a sweep's runs/<key>-a<n>)")
+    again.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell before 'timeout'")
+    again.set_defaults(func=_cmd_rerun)
 
     params = sub.add_parser("params", help="list a notebook's parameters with types and help")
     params.add_argument("notebook")

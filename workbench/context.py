@@ -65,6 +65,18 @@ class Run:
         atomic.write_json(self.dir / "inputs.json", self.inputs)
         return entry
 
+    def record_frames(self, frames: Any, label: str = "frames") -> None:
+        """Record the exact frames a step sampled (a video Clip, or records with index and timestamp_s, and
+        window / window_start_s / window_end_s where windowed) into the manifest, so a run can be repeated."""
+        from workbench.runner import FRAMES_FILE
+
+        records = frames.to_records() if hasattr(frames, "to_records") and not hasattr(frames, "columns") else (
+            frames.to_dict("records") if hasattr(frames, "columns") else list(frames))
+        path = self.dir / FRAMES_FILE
+        known = json.loads(path.read_text()) if path.exists() else []
+        known = [entry for entry in known if entry.get("source") != label] + [{"source": label, "frames": records}]
+        atomic.write_json(path, known)
+
     def finish(self) -> None:
         """Mark a standalone run finished (the runner does this itself for runs it manages)."""
         if not self.standalone:

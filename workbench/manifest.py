@@ -67,10 +67,13 @@ def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
                               check=True, timeout=20).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        changes = [line for line in git("status", "--porcelain", "--untracked-files=all").splitlines() if line]
     except (subprocess.SubprocessError, FileNotFoundError, OSError):
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
+    untracked = sum(line.startswith("??") for line in changes)
+    # an untracked notebook or module changes what runs as much as an edited one (ignored files do not count)
+    return {"commit": commit, "dirty": bool(changes), "modified_files": len(changes) - untracked,
+            "untracked_files": untracked}
 
 
 def package_versions() -> dict[str, str | None]:

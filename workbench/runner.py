@@ -183,7 +183,8 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
     effective.update(values)
     inputs = [manifest.describe_input(p) for p in _input_paths(effective)]
     record = manifest.start_manifest(stem, effective, run_dir.name, runner="workbench run", inputs=inputs)
-    record.update(params_file=str(params_file) if params_file else None, overrides=values)
+    record.update(params_file=str(params_file) if params_file else None, overrides=values,
+                  notebook_path=_repo_relative(nb_path))
     manifest.write_manifest(run_dir / "manifest.json", record)
 
     partial = run_dir / PARTIAL_NAME
@@ -314,8 +315,11 @@ def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | 
             record["html_error"] = f"{type(err).__name__}: {err}"
     context_inputs = run_dir / "inputs.json"
     if context_inputs.exists():
-        known = {i["path"] for i in record["inputs"]}
-        record["inputs"] += [i for i in json.loads(context_inputs.read_text()) if i["path"] not in known]
+        known = {i["path"] for i in record.get("inputs", [])}
+        record["inputs"] = record.get("inputs", []) + [
+            i for i in json.loads(context_inputs.read_text()) if i["path"] not in known]
+    record["weights"] = _weights(record.get("parameters") or {}, record.get("inputs", []))
+    record["frames"] = sampled_frames(run_dir)
     record.update(
         status=status,
         error=manifest.redact(error, secrets) if error else None,
@@ -324,6 +328,80 @@ def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | 
         outputs=_list_outputs(run_dir),
     )
     manifest.write_manifest(run_dir / "manifest.json", record)
+
+
+def _weights(parameters: dict[str, Any], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The revision of every model's weights a run named (model / models + source)."""
+    models = [parameters["model"]] if isinstance(parameters.get("model"), str) else []
+    models += [m for m in parameters.get("models") or [] if isinstance(m, str)]
+    source = parameters.get("source")
+    if not models or not isinstance(source, str):
+        return []
+    from workbench.weights import weights_revision
+
+    return [weights_revision(model, source, inputs) for model in models]
+
+
+FRAMES_FILE = "frames.json"
+
+
+def sampled_frames(run_dir: Path) -> list[dict[str, Any]]:
+    """Every sampled frame a run recorded (Run.record_frames), plus any results table with `index` and
+    `timestamp_s` columns (00's sampled_frames): frame index, timestamp and window, per table."""
+    import csv
+
+    found: list[dict[str, Any]] = []
+    recorded = run_dir / FRAMES_FILE
+    if recorded.exists():
+        found += json.loads(recorded.read_text())
+    for table in sorted((run_dir / "results").glob("*.csv")) if (run_dir / "results").exists() else []:
+        with open(table, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and {"index", "timestamp_s"} <= set(rows[0]):
+            found.append({"source": f"results/{table.name}", "frames": [
+                {key: _number(row[key]) for key in ("index", "timestamp_s", "window", "window_start_s",
+                                                   "window_end_s") if row.get(key) not in (None, "")}
+                for row in rows]})
+    return found
+
+
+def _number(text: str) -> int | float | str:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _repo_relative(path: Path) -> str:
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(paths.REPO_ROOT)) if resolved.is_relative_to(paths.REPO_ROOT) else str(resolved)
+
+
+def rerun(run_dir: str | Path, *, cell_timeout_s: float | None = None) -> RunResult:
+    """Run a run folder's notebook again with exactly the parameters its manifest recorded (all of them,
+    defaults included, so a changed default does not change the repeat) into a new run folder."""
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise FileNotFoundError(f"{run_dir}: no manifest.json, so this is not a run folder")
+    record = json.loads(manifest_path.read_text())
+    notebook = record.get("notebook_path") or record["notebook"]
+    if not Path(notebook).is_absolute() and (paths.REPO_ROOT / notebook).exists():
+        notebook = str(paths.REPO_ROOT / notebook)
+    parameters = dict(record.get("parameters") or {})
+    hidden = sorted(k for k, v in parameters.items() if manifest.REDACTED in json.dumps(v))
+    if hidden:
+        raise ParameterError(f"{run_dir}: parameters {hidden} held a secret and were redacted in the manifest; "
+                             f"run the notebook with -f/-p instead, passing them again")
+    result = run_notebook(notebook, overrides=parameters, cell_timeout_s=cell_timeout_s)
+    new = json.loads((result.dir / "manifest.json").read_text())
+    new["rerun_of"] = {"run_dir": str(run_dir), "run_id": record.get("run_id"), "git": record.get("git"),
+                       "weights": record.get("weights")}
+    manifest.write_manifest(result.dir / "manifest.json", new)
+    return result
 
 
 def export_html(notebook_text: str) -> str:

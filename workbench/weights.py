@@ -97,3 +97,62 @@ def spec_weight_counts(model_id: str) -> WeightCounts:
 
     adapter, spec = get(model_id)
     return count_weights(meta_model(adapter, adapter.real_config(spec)), adapter.skip_modules)
+
+
+# ---- which weights a run used: enough to load the very same ones again ------------------------------------
+
+def weights_revision(model: str, source: str, known_inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What names the exact weights of `model` loaded from `source`, for a run's manifest:
+    hub id: the commit of the snapshot in the local HF cache (`revision`), or None if not cached;
+    local folder: the sha256 of its files (taken from the run's hashed inputs when already there);
+    tiny: the twin's recipe (family code) and the sha256 of the fabricated folder;
+    random: the recipe (seeded random Linear weights over the real architecture) and a hash of that config.
+    Never raises: a problem is recorded as `error`."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    entry: dict[str, Any] = {"model": model, "source": source}
+    try:
+        from workbench.models import get
+
+        adapter, spec = get(model)
+        entry["model_id"] = spec.model_id
+        if source == "tiny":
+            folder = adapter.tiny_dir()
+            entry.update(kind="tiny twin", recipe=f"{type(adapter).__module__}.tiny_config + seeded weights "
+                                                  f"(workbench.models.base ensure_tiny)")
+            if folder.exists():
+                from workbench.manifest import describe_input
+
+                entry["sha256"] = describe_input(folder)["sha256"]
+        elif source == "random":
+            config = json.dumps(spec.config, sort_keys=True, default=str).encode()
+            entry.update(kind="random", recipe="torch.manual_seed(0); random Linear weights over the real "
+                                               "architecture (workbench.models.base random_linear_state_dict)",
+                         config_sha256=hashlib.sha256(config).hexdigest())
+        elif Path(source).exists():
+            known = {i["path"]: i for i in known_inputs or []}
+            found = known.get(str(Path(source).resolve()))
+            if found is None:
+                from workbench.manifest import describe_input
+
+                found = describe_input(Path(source).resolve())
+            entry.update(kind="local folder", path=str(Path(source).resolve()), sha256=found["sha256"])
+        else:
+            entry.update(kind="hub", hub_id=source, revision=hub_commit(source))
+    except Exception as err:  # the manifest records what it could not find out
+        entry["error"] = f"{type(err).__name__}: {err}"
+    return entry
+
+
+def hub_commit(repo_id: str) -> str | None:
+    """The commit hash the local HF cache resolves `repo_id` (revision main) to; None if not cached."""
+    from pathlib import Path
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / "main"
+    return ref.read_text().strip() if ref.exists() else None
