@@ -401,11 +401,11 @@ _PAGE = """<!doctype html>
 
 
 def write_player(directory: str | Path, video_path: str | Path, tracks: Sequence[tuple[str, str]], title: str,
-                 copy_limit_bytes: int = 64 * 2**20) -> Path:
-    """Write <directory>/player.html; the video is copied beside it when small, else linked by relative path.
+                 name: str = "player", copy_limit_bytes: int = 64 * 2**20) -> Path:
+    """Write <directory>/<name>.html; the video is copied beside it when small, else linked by relative path.
 
-    A copied video keeps the page working when the run folder is moved or sent; a large one is linked
-    (the page then needs the video where it was).
+    A copied video (video.<ext> for the page "player", else <name>.<ext>) keeps the page working when the
+    run folder is moved or sent; a large one is linked (the page then needs the video where it was).
     """
     import os
     import shutil
@@ -413,11 +413,13 @@ def write_player(directory: str | Path, video_path: str | Path, tracks: Sequence
     from workbench.atomic import atomic_path, write_text
 
     directory, video_path = Path(directory), Path(video_path).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = video_path.suffix.lower()
     if video_path.stat().st_size <= copy_limit_bytes:
-        local = directory / f"video{video_path.suffix.lower()}"
-        with atomic_path(local, suffix=video_path.suffix.lower()) as tmp:
+        local = directory / (f"video{suffix}" if name == "player" else f"{name}{suffix}")
+        with atomic_path(local, suffix=suffix) as tmp:
             shutil.copyfile(video_path, tmp)
         src = local.name
     else:
         src = Path(os.path.relpath(video_path, directory.resolve())).as_posix()
-    return write_text(directory / "player.html", player_page(src, tracks, title))
+    return write_text(directory / f"{name}.html", player_page(src, tracks, title))
