@@ -46,7 +46,14 @@ def test_video_input_smoke_run():
         assert (result.dir / "figures" / figure).stat().st_size > 5000
     manifest = json.loads((result.dir / "manifest.json").read_text())
     video_inputs = [i for i in manifest["inputs"] if i.get("role") == "video"]
-    assert len(video_inputs) == 1 and len(video_inputs[0]["sha256"]) == 64
+    # the probe video and the real clip shown beside it (beside_name, the footage extra)
+    assert len(video_inputs) == 2 and all(len(i["sha256"]) == 64 for i in video_inputs)
+    videos = pd.read_csv(result.dir / "results" / "videos.csv")
+    assert videos["video"].tolist() == ["probe:events", "real:bigbuckbunny"]
+    assert videos[["width", "height"]].values.tolist()[1] == [1280, 720]
+    beside = pd.read_csv(result.dir / "results" / "beside_sampled_frames.csv")
+    assert beside["window"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # 5.28 s: the last window is 1.28 s
+    assert (result.dir / "figures" / "beside_contact_sheet.png").stat().st_size > 5000
 
 
 def test_load_models_smoke_run():
