@@ -126,3 +126,48 @@ def explorer(maps: "AttentionMaps") -> Any:
         control.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([word, layer, head]), out])
+
+
+def pointing_figure(maps: "AttentionMaps", words: "Any", word: int | None = None,
+                    aggregation: str = "layer mean") -> "Figure":
+    """One object word's attention on the captioned frames, with its object's ground-truth box (green) and
+    the attention peak's cell (white: dashed when it misses the box). `words`: pointing.object_words(...)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from workbench.attention import pointing
+
+    if not words:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.text(0.5, 0.5, "no caption word names exactly one object on screen", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    chosen = next((w for w in words if w.word == word), words[0])
+    attention = maps.capture.attention.astype(np.float32)
+    selected = (attention.mean(axis=(1, 2)) if aggregation == "layer mean"
+                else attention[:, maps.capture.layers.index(int(aggregation.split()[-1]))].mean(axis=1))
+    grids = maps.layout.spatial(selected[chosen.word])  # (T, rows, cols)
+    summed = grids.sum(axis=0)
+    r, c = np.unravel_index(int(np.argmax(summed)), summed.shape)
+    cells = pointing._cell_boxes(maps)
+    height, width = maps.frames.shape[1:3]
+    x0, y0, x1, y1 = maps.layout.box
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 2.8), squeeze=False)
+    hit = any(pointing._overlaps(cells, box)[r, c] for box in chosen.boxes)
+    for f, ax in enumerate(axes[0]):
+        ax.imshow(maps.frames[f], extent=(0, width, height, 0))
+        ax.imshow(grids[f], cmap="magma", alpha=0.55, interpolation="nearest", vmin=0, vmax=float(grids.max()) or 1.0,
+                  extent=(x0 * width, x1 * width, y1 * height, y0 * height))
+        bx0, by0, bx1, by1 = chosen.boxes[f]
+        ax.add_patch(Rectangle((bx0 * width, by0 * height), (bx1 - bx0) * width, (by1 - by0) * height,
+                               fill=False, edgecolor="lime", linewidth=2))
+        cx0, cy0, cx1, cy1 = cells[r, c]
+        ax.add_patch(Rectangle((cx0 * width, cy0 * height), (cx1 - cx0) * width, (cy1 - cy0) * height,
+                               fill=False, edgecolor="white", linewidth=1.5, linestyle="-" if hit else "--"))
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+        ax.set_title(f"{maps.timestamps_s[f]:.2f}s", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"{chosen.kind} word {chosen.text!r} -> {chosen.track} (green: ground-truth box); "
+                 f"peak cell {'inside' if hit else 'outside'} the box ({aggregation})", fontsize=9)
+    return fig
