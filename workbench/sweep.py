@@ -235,6 +235,8 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
                                cwd=str(paths.REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                preexec_fn=_die_with_parent)
     status = error = None
+    if STOP.is_set():  # the signal came while this run was being started
+        kill_tree(process.pid, include_root=True)
     try:
         output, _ = process.communicate(payload.encode(), timeout=timeout_s)
     except subprocess.TimeoutExpired:
