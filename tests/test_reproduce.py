@@ -82,12 +82,17 @@ def test_frames_of_every_window_reach_the_manifest(tmp_path):
     import pandas as pd
 
     run.save_table(pd.DataFrame({"index": [3, 9], "timestamp_s": [0.1, 0.3]}), "sampled_frames")
+    run.save_table(pd.DataFrame({"window": [0, 1], "start_s": [0.0, 1.0], "end_s": [1.0, 2.0],
+                                 "caption": ["a", "b"], "frame_times_s": ["0.250;0.750", "1.250;1.750"]}), "timeline")
     record = manifest.start_manifest("nb", {}, "run", "test")
     runner.finish_run(run_dir, record, "ok", None, 1.0)
-    frames = {f["source"]: f["frames"] for f in json.loads((run_dir / "manifest.json").read_text())["frames"]}
+    frames = {f["source"]: f.get("frames") for f in json.loads((run_dir / "manifest.json").read_text())["frames"]}
     assert frames["timeline"][1] == {"index": 30, "timestamp_s": 1.001, "window": 1, "window_start_s": 1.0,
                                      "window_end_s": 2.0}
     assert frames["results/sampled_frames.csv"] == [{"index": 3, "timestamp_s": 0.1}, {"index": 9, "timestamp_s": 0.3}]
+    windows = {f["source"]: f.get("windows") for f in json.loads((run_dir / "manifest.json").read_text())["frames"]}
+    assert windows["results/timeline.csv"][1] == {"window": 1, "start_s": 1.0, "end_s": 2.0,
+                                                  "timestamps_s": [1.25, 1.75]}
 
 
 def test_untracked_files_make_the_checkout_dirty(tmp_path):

@@ -362,6 +362,12 @@ def sampled_frames(run_dir: Path) -> list[dict[str, Any]]:
                 {key: _number(row[key]) for key in ("index", "timestamp_s", "window", "window_start_s",
                                                    "window_end_s") if row.get(key) not in (None, "")}
                 for row in rows]})
+        elif rows and {"window", "start_s", "end_s", "frame_times_s"} <= set(rows[0]):  # 04's timeline
+            found.append({"source": f"results/{table.name}", "windows": [
+                {"window": _number(row["window"]), "start_s": _number(row["start_s"]),
+                 "end_s": _number(row["end_s"]),
+                 "timestamps_s": [_number(t) for t in row["frame_times_s"].split(";") if t]}
+                for row in rows]})
     return found
 
 
