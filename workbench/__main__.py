@@ -111,10 +111,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     except SweepInterrupted as stopped:
         print(redact(str(stopped)), file=sys.stderr)
         return EXIT_INTERRUPTED
+    import json
+
     runs = pd.read_csv(sweep_dir / "runs.csv")
+    total = len(json.loads((sweep_dir / "sweep.json").read_text())["runs"])
     print(runs["status"].value_counts().to_string())
+    if len(runs) < total:  # e.g. a run process stopped from outside: no record, redone on the next start
+        print(f"{total - len(runs)} of {total} runs have no record; run the sweep again to do them",
+              file=sys.stderr)
     print(f"index: {sweep_dir / 'index.html'}")
-    return 0 if (runs["status"] == "ok").all() else 1
+    return 0 if (runs["status"] == "ok").all() and len(runs) == total else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
