@@ -178,3 +178,33 @@ def test_05_collector_reports_a_dead_run_as_killed(tmp_path):
     assert runs.empty and list(skipped["status"]) == ["killed"]
     assert "ended without finishing" in skipped["reason"][0] and "05 collector" in skipped["reason"][0]
     assert (run_dir / "notebook.ipynb").exists() and not (run_dir / runner.PARTIAL_NAME).exists()
+
+
+def test_probe_temp_folders_of_dead_owners_are_removed_and_live_ones_kept(tmp_path):
+    from workbench.memory import probe
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{probe.TEMP_PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{probe.TEMP_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{probe.TEMP_PREFIX}legacy"  # no owner pid in the name: not ours to judge
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    assert probe.remove_stale_temp_folders(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
+    with probe.temp_folder() as name:
+        assert Path(name).name.startswith(f"{probe.TEMP_PREFIX}{os.getpid()}-")
+
+
+def test_probe_children_get_killed_when_their_parent_dies(tmp_path):
+    """The parent (standing in for a kernel) starts a probe-style child and is killed with SIGKILL."""
+    script = ("import sys, time\nfrom workbench.memory import probe\n"
+              "child = probe.start_child([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+              "print(child.pid, flush=True)\ntime.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    _STARTED.append(parent)
+    child = psutil.Process(int(parent.stdout.readline()))
+    parent.kill()
+    parent.wait()
+    assert _all_gone([child], timeout=10) == []
