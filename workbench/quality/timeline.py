@@ -329,6 +329,7 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
         if [(round(a, 6), round(b, 6)) for a, b in frames.windows or []] != \
                 [(round(a, 6), round(b, 6)) for a, b in chunk]:
             raise RuntimeError(f"windows of a chunk {frames.windows} differ from the plan {chunk}")
+        notes += [n for n in frames.notes if n not in notes]  # e.g. decoded by PyAV, and why
         for local, (w_start, w_end) in enumerate(frames.windows or []):
             picks = np.flatnonzero(frames.window_ids == local)
             clip, times = frames.frames[picks], frames.timestamps_s[picks]
@@ -375,7 +376,7 @@ def _whole_clip(loaded: "LoadedModel", path: Path, span_s: float, settings: Time
     prompt = settings.prompt or TIMESTAMP_PROMPT.format(last=n_rows - 1, end=n_rows)
     with memory.around_every_call():
         record = loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings))
-    notes = list(record.notes)
+    notes = list(dict.fromkeys([*frames.notes, *record.notes]))
     if memory.needs_rerun:
         with memory:
             loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings))
