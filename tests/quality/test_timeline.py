@@ -57,7 +57,7 @@ def test_whole_clip_mode_turns_timestamp_lines_into_rows(probe_video):
     text = "0-1s: a green triangle on the right\n1-2s: an orange circle appears\n3-4s: a square disappears"
     calls = []
 
-    def describe(frames, timestamps_s, prompt=None, generation=None):
+    def describe(frames, timestamps_s, prompt=None, generation=None, **options):
         calls.append((frames.shape, list(timestamps_s), prompt))
         return CaptionRecord(text, 30, 0.8, "ok", None, int(frames.shape[0]), 100)
 
