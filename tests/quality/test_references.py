@@ -153,7 +153,7 @@ def test_better_captions_score_higher():
 
 
 def test_timeline_written_as_vtt_and_srt_reads_back_cue_for_cue(tmp_path):
-    table = _table(["a <b> & c --> d", "", "two\n\nlines"], ["ok", "error", "ok"], window_s=0.5)
+    table = _table(["a <b> & c --> d", "", "two\n\nlines\x01\x7f"], ["ok", "error", "ok"], window_s=0.5)
     table.loc[2, "end_s"] = 1.75
     paths = references.write_subtitles(table, tmp_path)
     vtt, srt_file = paths["vtt"], paths["srt"]

@@ -287,11 +287,15 @@ def summary_table(summary: dict[str, Any]) -> "pd.DataFrame":
 # Writing the timeline as subtitles, and a page that plays them
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def timeline_cues(table: "pd.DataFrame") -> list[ReferenceSegment]:
     """One cue per timeline window: its caption on one line, or "[status]" where it has none."""
     cues = []
     for row in table.itertuples():
-        caption = " ".join(row.caption.split()) if isinstance(row.caption, str) else ""
+        # one line, without control characters (a tiny twin's noise holds some; players show them as boxes)
+        caption = " ".join(_CONTROL.sub(" ", row.caption).split()) if isinstance(row.caption, str) else ""
         cues.append(ReferenceSegment(float(row.start_s), float(row.end_s), caption or f"[{row.status}]"))
     return cues
 
