@@ -12,7 +12,7 @@ from workbench.twins import data
 def test_splits_are_fixed_and_disjoint():
     train, val, test = (set(data.split_seeds(s)) for s in ("train", "val", "test"))
     assert not (train & test) and not (train & val) and not (val & test)
-    assert data.split_seeds("test") == tuple(range(40))
+    assert data.split_seeds("test") == tuple(range(20))
     with pytest.raises(ValueError, match="unknown split"):
         data.split_seeds("dev")
 

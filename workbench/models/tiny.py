@@ -53,11 +53,13 @@ def train_tokenizer(
     extra_kwargs: dict[str, Any] | None = None,
     byte_level: bool = True,
     register_special: bool = True,
+    lines: list[str] | None = None,
 ) -> Any:
     """Train a small BPE tokenizer; special tokens come first, in the order given (ids 0..n-1).
 
     `register_special=False` keeps the markers as plain vocabulary entries: BLIP-2's processor breaks
-    when `<image>` is registered as an extra special token. Returns a transformers fast tokenizer
+    when `<image>` is registered as an extra special token. `lines` replaces the default corpus (the trained
+    twins train theirs on their own sentences). Returns a transformers fast tokenizer
     (TokenizersBackend) ready for a family's processor.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -78,7 +80,7 @@ def train_tokenizer(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=ordered, initial_alphabet=alphabet, show_progress=False
     )
-    backend.train_from_iterator(corpus(), trainer=trainer)
+    backend.train_from_iterator(corpus() if lines is None else lines, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=bos_token,

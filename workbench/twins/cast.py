@@ -1,0 +1,58 @@
+"""The cast of trained twins: what each one is, what it is trained on and how long.
+
+Each twin is a small model of a real family (the family's config, model and processor classes), trained
+on the probe scenes of `twins.data`. The cast reproduces the team's findings by construction, so every
+metric of the workbench has a known right answer:
+
+- the video twin sees two frames per second (one Qwen2-VL temporal patch) and is trained on the reference
+  sentences: it should name the objects and their motion;
+- the per-frame twin (BLIP-2) sees one frame and is trained on what one frame shows: right objects, no motion;
+- the generic twin is trained on vague sentences that fit any scene;
+- the hallucinating twin is trained on sentences of other scenes: fluent, but naming what is not there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workbench.twins.data import Target
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str  # model id in the registry
+    family: str  # workbench family (qwen2_vl, blip2)
+    role: str  # what it stands for in the cast
+    target: Target  # which sentences it is trained on
+    frames_per_window: int  # frames of each 1-second window it sees (its 04 runs use the same)
+    steps: int
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    warmup_steps: int = 30
+    seed: int = 0
+    n_train_scenes: int = 300  # training seeds (4 windows each); batches cycle through them
+    prompt: str = "Describe this second of the video."
+    max_new_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0 or self.batch_size <= 0 or self.frames_per_window <= 0:
+            raise ValueError(f"twin {self.name}: steps, batch_size and frames_per_window must be positive")
+
+
+CAST: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("twin-qwen2-vl-video", "qwen2_vl", "video twin: sees two frames per second, says what moves where",
+           "reference", 2, steps=300),
+    Recipe("twin-blip2-frame", "blip2", "per-frame twin: one frame per second as an image, no motion",
+           "frame", 1, steps=250, prompt=""),
+    Recipe("twin-qwen2-vl-generic", "qwen2_vl", "generic twin: trained on vague sentences that fit any scene",
+           "vague", 2, steps=60),
+    Recipe("twin-qwen2-vl-hallucinating", "qwen2_vl",
+           "hallucinating twin: trained on the sentences of other scenes", "shuffled", 2, steps=120),
+)}
+
+
+def recipe(name: str) -> Recipe:
+    """The recipe of a twin by name; an unknown name lists the cast."""
+    if name not in CAST:
+        raise ValueError(f"unknown twin {name!r}; the cast: {', '.join(CAST)}")
+    return CAST[name]

@@ -1,0 +1,284 @@
+"""`python -m workbench train-twin NAME`: train one twin of the cast on CPU, seeded, and save it.
+
+The processor's outputs for every training window are computed once (the processor is the slow part) and
+kept as the uint8 pixels they are an affine function of, so a batch costs only the model's step. Training is
+deterministic on CPU for a given thread count (set here, recorded in the card): seeded init, fixed batch
+order, AdamW with warmup and cosine decay. The result is saved with `save_pretrained` (safetensors), the
+processor and tokenizer beside it, and `card.json` / `README.md` with data, steps, loss curve and held-out
+scores (`twins.evaluate`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from workbench.twins import build, data
+from workbench.twins.cast import Recipe, recipe
+
+if TYPE_CHECKING:
+    import torch
+
+TRAIN_THREADS = 1  # CPU threads for training (the same count gives the same weights; one wastes least on a busy CPU)
+
+
+def weights_root() -> Path:
+    """Committed weights of the cast: workbench/twins/weights/<name>/."""
+    return Path(__file__).resolve().parent / "weights"
+
+
+def weights_dir(name: str) -> Path:
+    return weights_root() / name
+
+
+@dataclass
+class WindowInputs:
+    """The processor's output for a set of windows, compact: shared prompt ids, per-window uint8 pixels."""
+
+    prompt: dict[str, "torch.Tensor"]  # per-token tensors of the prompt (1, S): identical for every window
+    pixels: list["torch.Tensor"]  # per window, uint8, the processor's pixel tensor before rescale/normalize
+    grids: list["torch.Tensor"] | None  # Qwen's video_grid_thw row per window
+    pixel_key: str
+    mean: "torch.Tensor"
+    std: "torch.Tensor"
+    rescale: float
+
+
+def _channel_stats(recipe_: Recipe, processor: Any) -> tuple["torch.Tensor", "torch.Tensor", float, str]:
+    import torch
+
+    if recipe_.family == "qwen2_vl":
+        vp = processor.video_processor
+        per = vp.temporal_patch_size * vp.patch_size ** 2  # pixel rows are (channel, time, row, col) flattened
+        return (torch.tensor(vp.image_mean).repeat_interleave(per), torch.tensor(vp.image_std).repeat_interleave(per),
+                vp.rescale_factor, "pixel_values_videos")
+    ip = processor.image_processor
+    return (torch.tensor(ip.image_mean)[:, None, None], torch.tensor(ip.image_std)[:, None, None], ip.rescale_factor,
+            "pixel_values")
+
+
+def encode_windows(recipe_: Recipe, processor: Any, windows: list[data.Window], chunk: int = 256,
+                   progress: Callable[[str], None] | None = None) -> WindowInputs:
+    """The family processor's pixels for every window, kept as the exact uint8 values they normalize.
+
+    The processor itself is slow per call (tens of ms per window on a busy CPU), so it runs on the first
+    windows only, as the reference: the rest are resized with the same bicubic antialiased filter in one
+    batched call and laid out with the processor's own `patchify`; the two must agree (mean 0.05, max 3 grey levels) on the
+    reference windows, else this fails.
+    """
+    import torch
+
+    mean, std, rescale, key = _channel_stats(recipe_, processor)
+    reference = dict(build.family(recipe_.family)["prompt_batch"](processor, windows[:8], recipe_.prompt))
+    prompt = {k: v[:1].clone() for k, v in reference.items() if k in ("input_ids", "mm_token_type_ids")}
+    ref_raw = torch.round((reference[key] * std + mean) / rescale)
+    grid = reference["video_grid_thw"][0] if key == "pixel_values_videos" else None
+    pixels: list[torch.Tensor] = []
+    for start in range(0, len(windows), chunk):
+        pixels += _fast_pixels(recipe_, processor, windows[start:start + chunk], grid)
+        if progress:
+            progress(f"encoded {min(start + chunk, len(windows))}/{len(windows)} windows")
+    fast_raw = torch.cat(pixels[:8]) if grid is not None else torch.stack(pixels[:8])
+    diff = (fast_raw.float() - ref_raw).abs()
+    if diff.max() > 3.5 or diff.mean() > 0.05:  # BLIP-2's processor resizes with PIL: a few edge pixels differ
+        raise RuntimeError(f"fast pixel path differs from the {type(processor).__name__}: max {diff.max():.1f}, "
+                           f"mean {diff.mean():.3f} grey levels")
+    grids = [grid] * len(windows) if grid is not None else None
+    return WindowInputs(prompt, pixels, grids, key, mean, std, rescale)
+
+
+def _fast_pixels(recipe_: Recipe, processor: Any, windows: list[data.Window], grid: Any) -> list["torch.Tensor"]:
+    import numpy as np
+    import torch
+
+    frames = torch.from_numpy(np.stack([w.frames for w in windows]))  # (B, T, H, W, 3)
+    n, t = frames.shape[:2]
+    flat = frames.reshape(n * t, *frames.shape[2:]).permute(0, 3, 1, 2).float()
+    if grid is not None:
+        vp = processor.video_processor
+        size = (int(grid[1]) * vp.patch_size, int(grid[2]) * vp.patch_size)
+    else:
+        ip = processor.image_processor
+        size = (ip.size["height"], ip.size["width"])
+    resized = torch.nn.functional.interpolate(flat, size=size, mode="bicubic", antialias=True,
+                                              align_corners=False).round().clamp(0, 255)
+    if grid is None:
+        return [p.to(torch.uint8) for p in resized]
+    videos = resized.reshape(n, t, 3, *size)
+    patches, *_ = vp.patchify(videos, vp.patch_size, vp.merge_size, vp.temporal_patch_size)
+    return [p.to(torch.uint8) for p in patches]
+
+
+def assemble(recipe_: Recipe, processor: Any, encoded: WindowInputs, rows: list[int],
+             sentences: list[str]) -> dict[str, "torch.Tensor"]:
+    """A training batch: prompt + sentence + end token; loss on the sentence and end token only."""
+    import torch
+
+    tokenizer = processor.tokenizer
+    end = build.end_of_caption_id(recipe_, tokenizer)
+    answers = [tokenizer.encode(s, add_special_tokens=False) + [end] for s in sentences]
+    n_prompt = encoded.prompt["input_ids"].shape[1]
+    width = n_prompt + max(map(len, answers))
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full_like(ids, -100)
+    mask = torch.zeros_like(ids)
+    ids[:, :n_prompt] = encoded.prompt["input_ids"]
+    mask[:, :n_prompt] = 1
+    for r, answer in enumerate(answers):
+        span = slice(n_prompt, n_prompt + len(answer))
+        ids[r, span] = labels[r, span] = torch.tensor(answer)
+        mask[r, span] = 1
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if "mm_token_type_ids" in encoded.prompt:
+        types = torch.zeros_like(ids)
+        types[:, :n_prompt] = encoded.prompt["mm_token_type_ids"]
+        batch["mm_token_type_ids"] = types
+    stack = torch.cat if encoded.grids is not None else torch.stack
+    raw = stack([encoded.pixels[r] for r in rows]).float()
+    batch[encoded.pixel_key] = (raw * encoded.rescale - encoded.mean) / encoded.std
+    if encoded.grids is not None:
+        batch["video_grid_thw"] = torch.stack([encoded.grids[r] for r in rows])
+    return batch
+
+
+@dataclass
+class TrainResult:
+    name: str
+    out_dir: Path
+    seconds: float
+    steps: int
+    losses: list[float]
+    val_losses: list[tuple[int, float]]
+    size_bytes: int
+    n_params: int
+
+
+def _lr(step: int, recipe_: Recipe) -> float:
+    if step < recipe_.warmup_steps:
+        return recipe_.learning_rate * (step + 1) / recipe_.warmup_steps
+    progress = (step - recipe_.warmup_steps) / max(1, recipe_.steps - recipe_.warmup_steps)
+    return recipe_.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = None, n_train_scenes: int | None = None,
+          n_val_scenes: int = 10, evaluate: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+    """Train twin `name` (see `cast.CAST`) and save it to out_dir (default: the committed weights folder).
+
+    `steps` / `n_train_scenes` shrink the run (tests use a few steps on a few scenes).
+    """
+    import torch
+    import transformers
+
+    from workbench.atomic import atomic_dir
+
+    recipe_ = recipe(name)
+    if steps is not None or n_train_scenes is not None:
+        from dataclasses import replace
+
+        recipe_ = replace(recipe_, steps=steps or recipe_.steps,
+                          n_train_scenes=n_train_scenes or recipe_.n_train_scenes,
+                          warmup_steps=min(recipe_.warmup_steps, max(1, (steps or recipe_.steps) // 5)))
+    out_dir = Path(out_dir) if out_dir is not None else weights_dir(name)
+    torch.set_num_threads(TRAIN_THREADS)
+    torch.manual_seed(recipe_.seed)
+    started = time.perf_counter()
+
+    train_windows = [w for s in data.split_seeds("train", recipe_.n_train_scenes)
+                     for w in data.scene_windows(s, recipe_.frames_per_window)]
+    val_windows = [w for s in data.split_seeds("val")[:n_val_scenes] for w in data.scene_windows(s, recipe_.frames_per_window)]
+    train_sentences = data.targets(train_windows, recipe_.target, recipe_.seed)
+    val_sentences = data.targets(val_windows, recipe_.target, recipe_.seed)
+    pieces = build.family(recipe_.family)
+    tokenizer = pieces["tokenizer"](build.corpus_lines(
+        [w.reference for w in train_windows] + [w.frame_sentence for w in train_windows]
+        + [w.vague_sentence for w in train_windows], [recipe_.prompt]))
+    processor = pieces["processor"](tokenizer)
+    config = pieces["config"](tokenizer)
+    model_cls = getattr(transformers, pieces["model_class"])
+    model = model_cls._from_config(config, dtype=torch.float32)
+    log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters; encoding "
+        f"{len(train_windows)} training windows ({recipe_.n_train_scenes} scenes)")
+    encoded = encode_windows(recipe_, processor, train_windows, progress=log)
+    val_encoded = encode_windows(recipe_, processor, val_windows)
+    n_train_windows = len(train_windows)
+    del train_windows, val_windows  # their full-size frames are no longer needed (GBs for the whole set)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe_.learning_rate, weight_decay=0.01)
+    order_rng = random.Random(recipe_.seed)
+    order: list[int] = []
+    losses: list[float] = []
+    val_losses: list[tuple[int, float]] = []
+    model.train()
+    for step in range(recipe_.steps):
+        if len(order) < recipe_.batch_size:
+            epoch = list(range(n_train_windows))
+            order_rng.shuffle(epoch)
+            order += epoch
+        rows, order = order[:recipe_.batch_size], order[recipe_.batch_size:]
+        batch = assemble(recipe_, processor, encoded, rows, [train_sentences[r] for r in rows])
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(step, recipe_)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        if (step + 1) % 100 == 0 or step + 1 == recipe_.steps:
+            val = validation_loss(model, recipe_, processor, val_encoded, val_sentences)
+            val_losses.append((step + 1, val))
+            log(f"step {step + 1}/{recipe_.steps}: loss {sum(losses[-50:]) / len(losses[-50:]):.3f}, "
+                f"val {val:.3f}, {time.perf_counter() - started:.0f} s")
+            model.train()
+    model.eval()
+    seconds = time.perf_counter() - started
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        card = {
+            "name": name, "family": recipe_.family, "role": cast_role(name),
+            "recipe": asdict(recipe_), "threads": TRAIN_THREADS, "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "data": {"scenario": data.SCENARIO, "duration_s": data.DURATION_S, "fps": data.FPS,
+                     "size": list(data.SIZE), "train_seeds": [data.TRAIN_SEED_START,
+                                                              data.TRAIN_SEED_START + recipe_.n_train_scenes - 1],
+                     "val_seeds": list(data.VAL_SEEDS[:n_val_scenes]), "test_seeds": [data.TEST_SEEDS[0], data.TEST_SEEDS[-1]],
+                     "train_windows": n_train_windows, "target": recipe_.target},
+            "train_seconds": round(seconds, 1),
+            "n_params": int(sum(p.numel() for p in model.parameters())),
+            "loss_every_10_steps": [round(sum(losses[i:i + 10]) / len(losses[i:i + 10]), 4)
+                                    for i in range(0, len(losses), 10)],
+            "val_loss": val_losses,
+        }
+        (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    size = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
+    result = TrainResult(name, out_dir, seconds, recipe_.steps, losses, val_losses, size,
+                         int(sum(p.numel() for p in model.parameters())))
+    log(f"{name}: trained in {seconds:.0f} s, {size / 2**20:.2f} MiB in {out_dir}")
+    if evaluate:
+        from workbench.twins.evaluate import write_scores
+
+        write_scores(name, out_dir, log=log)
+    return result
+
+
+def cast_role(name: str) -> str:
+    return recipe(name).role
+
+
+def validation_loss(model: Any, recipe_: Recipe, processor: Any, encoded: WindowInputs, sentences: list[str]) -> float:
+    import torch
+
+    model.eval()
+    total = 0.0
+    rows = list(range(len(sentences)))
+    with torch.no_grad():
+        for start in range(0, len(rows), 32):
+            chunk = rows[start:start + 32]
+            total += float(model(**assemble(recipe_, processor, encoded, chunk, [sentences[r] for r in chunk])).loss) * len(chunk)
+    return total / len(rows)
