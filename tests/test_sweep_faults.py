@@ -5,17 +5,66 @@ manifests, the lock file and the process table."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
+import pytest
 import yaml
 
-from tests.test_run_faults import CHILDREN, _all_gone, _env, _no_leftovers, _start, _tree, _wait_for  # noqa: F401
+from workbench import runner
 from workbench.sweep import LOCK_NAME, new_attempt_dir
+
+CHILDREN = Path(__file__).parent / "data" / "children.ipynb"
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    """A failing test must not leave its sweep process (and what it started) running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            runner.kill_tree(proc.pid, include_root=True)
+            proc.communicate()
+
+
+def _env(outputs: Path) -> dict[str, str]:
+    return {**os.environ, "WORKBENCH_OUTPUTS": str(outputs), "PYTHONUNBUFFERED": "1"}
+
+
+def _start(args: list[str], outputs: Path) -> subprocess.Popen:
+    """A CLI process in a session of its own: signals reach only it, as Ctrl-C reaches a terminal's job."""
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", *args], env=_env(outputs), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _STARTED.append(proc)
+    return proc
+
+
+def _wait_for(predicate, timeout: float = 180.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _all_gone(processes: list[psutil.Process], timeout: float = 15.0) -> list[int]:
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    return [p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE]
 
 
 def _sweep_file(tmp_path: Path, name: str, **spec) -> Path:

@@ -32,7 +32,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
