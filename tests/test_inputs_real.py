@@ -73,3 +73,15 @@ def test_dataset_from_a_folder_and_from_a_list(tmp_path):
         inputs.dataset_videos(str(empty))
     with pytest.raises(ValueError, match="dataset not found"):
         inputs.dataset_videos(str(tmp_path / "nowhere"))
+
+
+def test_one_subtitle_file_for_a_dataset_is_refused(tmp_path):
+    vtt = tmp_path / "refs.vtt"
+    vtt.write_text("WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nx\n")
+    names = ["real:bikes", "real:carphone"]
+    paths = [inputs.resolve_video(n) for n in names]
+    with pytest.raises(ValueError, match="one .vtt file cannot be the reference of 2 videos"):
+        inputs.references_for(str(vtt), names, paths)
+    assert inputs.references_for(str(vtt), names[:1], paths[:1]) == [vtt]
+    assert inputs.references_for("", ["real:bigbuckbunny", "real:bikes"],
+                                 [inputs.resolve_video("real:bigbuckbunny"), paths[0]])[1] is None

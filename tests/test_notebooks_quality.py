@@ -80,6 +80,14 @@ def test_compare_models_recommendation_follows_the_budget(demo_outputs):
     assert first["recommended"] == table["config"][0] and first["excluded"] == []
     for figure in ("quality_vs_memory", "metrics"):
         assert (roomy / "figures" / f"{figure}.png").stat().st_size > 10_000
+    # every compared model's timeline as a track on the video they all captioned, played from the copy
+    page = (roomy / "player.html").read_text()
+    assert page.count("<track ") == 3 and (roomy / "video.mp4").is_file()
+    for config in table["config"]:
+        assert f'label="{config}"' in page
+    for run_dir in runs.values():  # each 04 run wrote its timeline as subtitles and its own player
+        assert (run_dir / "captions" / "timeline.vtt").read_text().count(" --> ") == SECONDS
+        assert (run_dir / "captions" / "timeline.srt").is_file() and (run_dir / "player.html").is_file()
 
     # a budget just under the winner's peak: it drops out and the best of the rest wins
     budget = float(table["peak_gib"][0]) * (1 - 1e-6)

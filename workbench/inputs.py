@@ -163,3 +163,14 @@ def video_facts(name: str, seed: int = 0) -> dict:
     return {"video": name, "width": info.display_width, "height": info.display_height,
             "rotation_deg": info.rotation_deg, "fps": round(info.fps, 3), "n_frames": info.n_frames,
             "duration_s": round(info.duration_s, 3), "codec": info.codec, "container": info.container}
+
+
+def references_for(parameter: str, names: list[str], paths: list[Path]) -> list[Path | None]:
+    """The reference file of each video (see resolve_references). One subtitle file cannot describe several
+    videos: with a dataset, `references` names a dense-caption JSON holding them all, or stays empty."""
+    given = Path(parameter).suffix.lower() if parameter.strip() and parameter.strip().lower() != "none" else ""
+    if len(paths) > 1 and given in (".vtt", ".srt"):
+        raise ValueError(f"references={parameter!r}: one {given} file cannot be the reference of {len(paths)} "
+                         "videos; leave it empty to use each video's own file (same stem beside it), or give a "
+                         "dense-caption .json that holds every video")
+    return [resolve_references(parameter, name, path) for name, path in zip(names, paths)]
