@@ -73,3 +73,13 @@ def test_canaries_leave_no_trace_in_run_and_sweep_files(tmp_path, monkeypatch):
     assert {"runs.csv", "runs.parquet", "index.html", "sweep.json", "numbers.csv", "notebook.html"} <= written
     assert "[redacted]" in (sweep_dir / "index.html").read_text()
     assert _leaks(outputs) == []
+
+
+def test_cli_errors_quote_parameter_values_redacted(tmp_path, monkeypatch, capsys):
+    from workbench.__main__ import main
+
+    monkeypatch.setenv("WORKBENCH_OUTPUTS", str(tmp_path / "outputs"))
+    monkeypatch.setenv("HF_TOKEN", CANARIES["HF_TOKEN"])
+    assert main(["run", str(TRIVIAL), "-p", "value", f"[{CANARIES['HF_TOKEN']}]"]) == 2
+    err = capsys.readouterr().err
+    assert "must be int, got list" in err and CANARIES["HF_TOKEN"] not in err and "[redacted]" in err

@@ -178,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, KeyError) as err:
+        from workbench.manifest import redact
+
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {redact(str(message))}", file=sys.stderr)  # errors quote parameter values
         return 2
 
 
