@@ -356,7 +356,10 @@ def sampled_frames(run_dir: Path) -> list[dict[str, Any]]:
         found += json.loads(recorded.read_text())
     for table in sorted((run_dir / "results").glob("*.csv")) if (run_dir / "results").exists() else []:
         with open(table, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            columns = set(reader.fieldnames or [])
+            wanted = {"index", "timestamp_s"} <= columns or {"window", "start_s", "end_s", "frame_times_s"} <= columns
+            rows = list(reader) if wanted else []  # other tables: the header is enough
         if rows and {"index", "timestamp_s"} <= set(rows[0]):
             found.append({"source": f"results/{table.name}", "frames": [
                 {key: _number(row[key]) for key in ("index", "timestamp_s", "window", "window_start_s",
