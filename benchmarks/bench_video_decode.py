@@ -56,6 +56,14 @@ elif mode == "decord_get_batch":
     # The same frames straight from decord, without workbench's PyAV checks: their cost is the gap.
     reader = decord.VideoReader(path)
     kept = reader.get_batch(uniform_indices(len(reader), n_frames)).asnumpy().nbytes
+elif mode == "pyav_checked":
+    # What sample_uniform would cost if the strict PyAV pass kept the frames and decord did not decode them
+    # again: packet index + strict decode of the groups of pictures + RGB conversion (video._decode_pyav).
+    from pathlib import Path
+    index = video._inspect(path)
+    frames_out, _ = video._decode_pyav(Path(path), index, uniform_indices(index.info.n_frames, n_frames),
+                                       (index.info.display_width, index.info.display_height))
+    kept = frames_out.nbytes
 elif mode == "pyav_floor":
     # Decode from the keyframe before each wanted frame up to it (on through the group of pictures when the
     # next wanted frame is in it): the least decoding that can produce these frames.
@@ -107,6 +115,7 @@ def run_child(mode: str, path: Path, n_frames: int) -> dict:
 REAL_MODES = {
     "sample_uniform": "workbench.video.sample_uniform",
     "decord_get_batch": "bare decord get_batch, same indices",
+    "pyav_checked": "all checks, frames from the strict PyAV pass (option)",
     "pyav_floor": "floor: PyAV from the keyframe before each frame",
 }
 
