@@ -459,3 +459,22 @@ def test_short_clip_in_fps_and_windows_modes(short_clips):
 def test_enough_frames_gives_no_warning(index_video, recwarn):
     video.sample_uniform(index_video, 45)
     assert not [w for w in recwarn if issubclass(w.category, video.ShortClipWarning)]
+
+
+def test_decord_import_skips_the_cuda_library_preload():
+    """decord2's CPU build dlopens every site-packages/nvidia library at import (850 MiB RSS here); the reader's
+    import_decord skips that, and decord still decodes."""
+    child = textwrap.dedent(
+        """
+        import sys
+        from workbench import video
+        decord = video.import_decord()
+        with open("/proc/self/maps") as maps:
+            cuda = sorted({line.split("/")[-1].strip() for line in maps if "/nvidia/" in line})
+        print(len(cuda), "nvidia" in sys.modules, decord.__version__)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120, check=True)
+    n_cuda_libraries, namespace_left, version = out.stdout.split()
+    assert (n_cuda_libraries, namespace_left) == ("0", "False")
+    assert version.startswith("3.")
