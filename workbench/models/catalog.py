@@ -32,6 +32,12 @@ def catalog(weights: bool = True) -> list[dict[str, Any]]:
             continue
         row.update(family=adapter.family, hub_id=spec.hub_id, published_params=spec.published_params,
                    frame_mode=spec.frame_mode, fixed_frames=spec.fixed_frames)
+        if entry.trained_twin:
+            row["status"] = "trained twin" if spec.config else "twin, not trained"
+            row["reason"] = spec.notes
+            if not spec.config:
+                rows.append(row)
+                continue
         if weights:
             counts = spec_weight_counts(model_id)
             row["params"] = counts.total_params
@@ -49,6 +55,11 @@ def print_catalog(weights: bool = True) -> None:
     print(header)
     print("-" * len(header))
     for row in rows:
+        if row["status"] == "trained twin":
+            params = f"{row['params'] / 1e6:.2f}M"
+            print(f"{row['model_id']:<30} {'trained twin':<18} {params:>8} "
+                  f"{row['weights_none_bytes'] / 2**20:>7.1f}M {'':>8} {'':>8}  {row['family']} family, {row['hub_id']}")
+            continue
         if row["status"] != "ok":
             print(f"{row['model_id']:<30} {row['status']:<18} {'':>8} {'':>8} {'':>8} {'':>8}  {row['reason']}")
             continue
@@ -56,4 +67,5 @@ def print_catalog(weights: bool = True) -> None:
         sizes = [f"{to_gib(row[k]):.1f}G" if k in row else "" for k in
                  ("weights_none_bytes", "weights_8bit_bytes", "weights_4bit-nf4_bytes")]
         print(f"{row['model_id']:<30} {'ok':<18} {params:>8} {sizes[0]:>8} {sizes[1]:>8} {sizes[2]:>8}  {row['hub_id']}")
-    print("\nweights: GiB once loaded (bf16 / bitsandbytes int8 / nf4), from the embedded configs on the meta device")
+    print("\ntrained twins: MiB once loaded in bf16; load them with source='trained' (docs/twins.md)")
+    print("weights: GiB once loaded (bf16 / bitsandbytes int8 / nf4), from the embedded configs on the meta device")

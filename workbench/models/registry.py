@@ -22,6 +22,7 @@ class Entry:
     module: str | None  # dotted path of the family file; None = not supported yet
     aliases: tuple[str, ...] = ()
     reason: str = ""  # why an unsupported model is not loadable yet
+    trained_twin: bool = False  # a small model trained here (workbench/twins), loaded with source "trained"
 
 
 _NATIVE = {
@@ -42,6 +43,14 @@ _NATIVE = {
     "workbench.models.minigpt4_video": ("minigpt4-video-llama2", "minigpt4-video-mistral"),
 }
 
+# Trained twins (workbench/twins): small models of real families trained here on probe scenes, weights
+# committed; loaded with source "trained". Listed by `python -m workbench models` as trained twins.
+TRAINED_TWINS = {
+    "workbench.twins.qwen2_vl_twins": ("twin-qwen2-vl-video", "twin-qwen2-vl-generic", "twin-qwen2-vl-hallucinating"),
+    "workbench.twins.blip2_twins": ("twin-blip2-frame",),
+}
+_NATIVE.update(TRAINED_TWINS)
+
 _NOT_YET = {
     "streaming-dense-captioning": "not supported: it is a JAX / scenic research codebase (Flax checkpoints; "
     "a CLIP ViT-L frame encoder, a K-means clustering memory over frame tokens, and a GIT or T5 decoder that "
@@ -55,7 +64,7 @@ def _entries() -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
     for module, ids in _NATIVE.items():
         for model_id in ids:
-            entries[model_id] = Entry(model_id, module)
+            entries[model_id] = Entry(model_id, module, trained_twin=module in TRAINED_TWINS)
     for model_id, reason in _NOT_YET.items():
         entries[model_id] = Entry(model_id, None, reason=reason)
     return entries
