@@ -16,6 +16,8 @@ TimelineMode = Literal["windows", "whole_clip"]  # workbench.quality.timeline
 CaptureHeads = Literal["mean", "all"]  # workbench.attention.capture
 CaptureMode = Literal["recompute", "eager"]  # workbench.attention.capture
 ExploreAction = Literal["load", "predict", "probe", "caption", "attention"]  # workbench.explore
+TransformersEra = Literal["5.x", "4.5x", "4.4x"]  # workbench.memory.predictor.ERA_BEHAVIOURS
+MaskedSdpa = Literal["efficient", "math"]  # the CUDA kernel sdpa takes with a dense mask (predictor)
 
-__all__ = ["Attention", "CaptureHeads", "CaptureMode", "Device", "Dtype", "ExploreAction", "Quantization", "SampleMode",
-           "TimelineMode"]
+__all__ = ["Attention", "CaptureHeads", "CaptureMode", "Device", "Dtype", "ExploreAction", "MaskedSdpa",
+           "Quantization", "SampleMode", "TimelineMode", "TransformersEra"]

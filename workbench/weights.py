@@ -91,12 +91,12 @@ def meta_model(adapter: Any, config: Any, dtype: str = "bfloat16") -> "torch.nn.
         return adapter.model_cls()._from_config(config, dtype=getattr(torch, dtype))
 
 
-def spec_weight_counts(model_id: str) -> WeightCounts:
-    """Counts for a registry model's real architecture (embedded config)."""
+def spec_weight_counts(model_id: str, quantize_vision: bool = False) -> WeightCounts:
+    """Counts for a registry model's real architecture (embedded config), under either 16-bit policy."""
     from workbench.models import get
 
     adapter, spec = get(model_id)
-    return count_weights(meta_model(adapter, adapter.real_config(spec)), adapter.skip_modules)
+    return count_weights(meta_model(adapter, adapter.real_config(spec)), adapter.kept_modules(quantize_vision))
 
 
 # ---- which weights a run used: enough to load the very same ones again ------------------------------------

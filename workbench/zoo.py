@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 def survey(models: list[str], quantizations: list[str], source: str = "tiny", dtype: str = "bfloat16",
            attn_implementation: str = "sdpa", frames: "np.ndarray | None" = None,
            timestamps_s: "np.ndarray | None" = None, max_new_tokens: int = 16, seed: int = 0,
-           progress: bool = True) -> "pd.DataFrame":
+           progress: bool = True, quantize_vision: bool = False) -> "pd.DataFrame":
     """Load each (model, quantization), record its load report (and a caption of `frames` if given).
+
+    `quantize_vision`: bitsandbytes' default policy (vision tower and projector quantized too).
 
     A configuration that fails (no bitsandbytes, weights not available, out of memory) becomes a row with
     status 'error' and the message; the survey goes on. Models are unloaded between rows.
@@ -28,18 +30,20 @@ def survey(models: list[str], quantizations: list[str], source: str = "tiny", dt
     configs = [(m, q) for m in models for q in quantizations]
     for model_id, quantization in tqdm(configs, desc="loading", disable=not progress):
         row: dict[str, Any] = {"model_id": model_id, "quantization": quantization, "source": source,
-                               "dtype": dtype, "attn_implementation": attn_implementation}
+                               "dtype": dtype, "attn_implementation": attn_implementation,
+                               "quantize_vision": quantize_vision}
         loaded = None
         try:
             adapter, spec = get(model_id)
             settings = LoadSettings(source=source, dtype=dtype, quantization=quantization,
-                                    attn_implementation=attn_implementation)
+                                    attn_implementation=attn_implementation, quantize_vision=quantize_vision)
             loaded = load(model_id, settings)
             report = loaded.report.to_dict()
             report["unquantized_modules"] = "; ".join(report["unquantized_modules"])
             row.update(report, status="ok", error="")
             # counted on the unquantized architecture: a loaded 4-bit layer holds packed shapes
-            counts = count_weights(meta_model(adapter, loaded.model.config, dtype), adapter.skip_modules)
+            counts = count_weights(meta_model(adapter, loaded.model.config, dtype),
+                                   adapter.kept_modules(loaded.settings.quantize_vision))
             row["predicted_weight_bytes"] = weight_bytes(counts, quantization, dtype)
             if frames is not None:
                 record = loaded.describe(frames, timestamps_s,

@@ -45,3 +45,39 @@ def midsize_results(isolated_cache: Path) -> dict[tuple[str, str, int], dict]:
     configs = [midsize_config(f, attn, q) for q, attn, f in keys]
     results = run_grid(configs, parallel=2, threads=1, timeout_s=600, progress=False)
     return dict(zip(keys, results))
+
+
+# bitsandbytes' other CPU paths, forced off in the probe processes (forcing only turns a capability off, so each
+# runs on any machine): the 4-bit dequantizing path without AVX512-BF16, and the 8-bit float32 matmul torch uses
+# below capability AVX512. torch's forced "avx2" is used with eager only: on AMX machines its bf16 flash sdpa
+# then fails ("pack_vnni2 is only supported when avx512 is supported"), which a real AVX2 machine never sees.
+FORCED_PATHS = {
+    ("4bit-nf4", "eager", 4): {"WORKBENCH_BNB_AVX512BF16": "0"},
+    ("4bit-nf4", "sdpa", 16): {"WORKBENCH_BNB_AVX512BF16": "0"},
+    ("8bit", "eager", 16): {"WORKBENCH_BNB_AVX512BF16": "0", "ATEN_CPU_CAPABILITY": "avx2"},
+}
+
+
+@pytest.fixture(scope="session")
+def forced_path_results(isolated_cache: Path) -> dict[tuple[str, str, int], dict]:
+    """{(quantization, attention, frames): probe result} with bitsandbytes' non-AVX-512 CPU paths forced."""
+    from workbench.memory import run_probe
+
+    results = {}
+    for (quantization, attn, frames), env in FORCED_PATHS.items():
+        with pytest.MonkeyPatch.context() as patch:  # the probe process inherits the environment
+            for name, value in env.items():
+                patch.setenv(name, value)
+            results[(quantization, attn, frames)] = run_probe(
+                midsize_config(frames, attn, quantization).replace(threads=1), timeout_s=600)
+    return results
+
+
+@pytest.fixture(scope="session")
+def vision_quantized_results(isolated_cache: Path) -> dict[tuple[str, str, int], dict]:
+    """bitsandbytes' default policy (vision tower quantized too) on the mid-size model, measured on CPU."""
+    from workbench.memory import run_grid
+
+    keys = [("8bit", "sdpa", 16), ("4bit-nf4", "eager", 4)]
+    configs = [midsize_config(f, attn, q).replace(quantize_vision=True) for q, attn, f in keys]
+    return dict(zip(keys, run_grid(configs, parallel=2, threads=1, timeout_s=600, progress=False)))

@@ -49,8 +49,9 @@ def test_real_architectures_match_published_parameter_counts():
 
 def test_time_instruction_names_each_frame_time():
     text = time_instruction(np.array([0.5, 1.5, 2.5, 3.5]))
-    assert "lasts for 4.50 seconds" in text and "4 frames" in text
-    assert "0.50s,1.50s,2.50s,3.50s" in text
+    assert "lasts for 4.50 seconds" in text and "4 frames" in text  # estimated when no duration is given
+    assert "0.50s,1.50s,2.50s,3.50s.Please answer" in text  # LLaVA-NeXT writes no space after the period
+    assert "lasts for 10.01 seconds" in time_instruction(np.array([0.5, 9.5]), duration_s=300 / 29.97)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,25 @@ def test_only_llava_video_gets_the_time_instruction(loaded, probe_clip):
     assert "frames are uniformly sampled" not in onevision
     assert f"{N_FRAMES} frames are uniformly sampled" in llava_video
     assert f"{timestamps[0]:.2f}s," in llava_video and llava_video.rstrip().endswith("hello\nassistant")
+
+
+def test_llava_video_is_told_the_duration_of_the_video_it_was_given(loaded, probe_clip, monkeypatch):
+    """The caller's duration (a window's, or the whole clip's) reaches the time instruction."""
+    frames, timestamps = probe_clip(N_FRAMES)
+    as_video = dataclasses.replace(loaded, spec=ADAPTER.specs["llava-video-7b"])
+    told = []
+    build, decode = ADAPTER.build_inputs, loaded.processor.tokenizer.decode
+
+    def recording_build(*args):
+        inputs = build(*args)
+        told.append(decode(inputs["input_ids"][0], skip_special_tokens=True))
+        return inputs
+
+    monkeypatch.setattr(ADAPTER, "build_inputs", recording_build)
+    as_video.describe(frames, timestamps, generation=GEN, duration_s=12.5)
+    as_video.describe(frames, timestamps, generation=GEN)
+    assert "lasts for 12.50 seconds" in told[0]
+    assert "lasts for 12.50 seconds" not in told[1]  # the duration does not outlive its call
 
 
 def test_tiny_caption_is_deterministic_and_reported(loaded, probe_clip):

@@ -240,6 +240,7 @@ class Explorer:
 
         height, width = self.frame_size(selection)
         return ProbeConfig(model=selection.model, source=selection.source, quantization=selection.quantization,
+                           quantize_vision=selection.quantize_vision,
                            attn_implementation=selection.attn_implementation, dtype=selection.dtype,
                            device=selection.device, frames=selection.frames, height=height, width=width,
                            max_pixels=selection.max_pixels or None, max_new_tokens=selection.max_new_tokens,
@@ -290,8 +291,9 @@ class Explorer:
 
         config = self.probe_config(selection).replace(budget_bytes=None)
         device = memory.resolve_device(selection.device)
-        predicted, breakdown = memory.predict_grid([config], device=device)
-        prediction = memory.predict_config(config, device)
+        era = {"transformers_era": selection.transformers_era}
+        predicted, breakdown = memory.predict_grid([config], device=device, **era)
+        prediction = memory.predict_config(config, device, **era)
         phases = pd.DataFrame(prediction.rows())
         figure = _figure(figures.breakdown_bars, breakdown)
         parts = {k: v for k, v in prediction.breakdown.items() if k != "weights"}

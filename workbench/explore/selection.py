@@ -10,15 +10,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.choices import TransformersEra
 from workbench.models.base import Attention, Device, Dtype, Quantization, check_literal_fields
 
 # The fields each action's result depends on: a result whose fields differ from the current selection is
 # stale (save-as-run leaves it out, because the saved parameters would not reproduce it).
-LOAD_FIELDS = ("model", "source", "dtype", "quantization", "attn_implementation", "device", "max_pixels",
-               "allow_pickle", "model_options")
+LOAD_FIELDS = ("model", "source", "dtype", "quantization", "quantize_vision", "attn_implementation", "device",
+               "max_pixels", "allow_pickle", "model_options")
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {
     "load": LOAD_FIELDS,
-    "predict": LOAD_FIELDS + ("video", "frames", "max_new_tokens"),
+    "predict": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "transformers_era"),
     "probe": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "budget_gib", "seed"),
     "caption": LOAD_FIELDS + ("video", "window_s", "frames_per_window", "max_seconds", "max_new_tokens", "seed"),
     "attention": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "min_new_tokens", "seed",
@@ -36,8 +37,10 @@ class Selection:
     source: str = "tiny"  # tiny, random, a hub id or a local folder
     dtype: Dtype = "bfloat16"
     quantization: Quantization = "none"
+    quantize_vision: bool = False  # quantize the vision tower too (bitsandbytes' default); False keeps it 16-bit
     attn_implementation: Attention = "sdpa"
     device: Device = "auto"
+    transformers_era: TransformersEra = "5.x"  # predict: whose memory behaviours to assume (5.x, 4.5x, 4.4x)
     frames: int = 8  # frames sampled uniformly (predict, probe, attention)
     max_pixels: int = 0  # per-frame pixel budget for budget-resizing processors (Qwen-VL); 0 = its default
     allow_pickle: bool = False  # allow .pth/.bin weights (MiniGPT4-Video publishes only .pth)
@@ -99,5 +102,5 @@ class Selection:
     def load_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of workbench.models.LoadSettings."""
         return {"source": self.source, "dtype": self.dtype, "quantization": self.quantization,
-                "attn_implementation": self.attn_implementation, "device": self.device,
-                "max_pixels": self.max_pixels or None, "allow_pickle": self.allow_pickle}
+                "quantize_vision": self.quantize_vision, "attn_implementation": self.attn_implementation,
+                "device": self.device, "max_pixels": self.max_pixels or None, "allow_pickle": self.allow_pickle}

@@ -18,6 +18,7 @@ from typing import Any, Callable
 from workbench.explore import render
 from workbench.explore.controller import ActionResult, Explorer
 from workbench.explore.selection import Selection
+from workbench.choices import TransformersEra
 from workbench.models.base import Attention, Device, Dtype, Quantization
 
 LONG_ACTIONS = ("load", "probe", "caption", "attention")
@@ -86,6 +87,10 @@ class ExplorerView:
                                               style=wide)
         self.device = w.Dropdown(options=typing.get_args(Device), description="device", style=wide)
         self.allow_pickle = w.Checkbox(description="allow pickle weights (.pth/.bin)", indent=False)
+        self.quantize_vision = w.Checkbox(description="quantize the vision tower too (bitsandbytes default)",
+                                          indent=False)
+        self.transformers_era = w.Dropdown(options=typing.get_args(TransformersEra), description="predict as",
+                                           style=wide)
         self.model_options = w.Text(description="model options", style=wide,
                                     placeholder='JSON, e.g. {"token_kept_ratio": 0.4}')
         self.frames = w.IntSlider(min=1, max=64, description="frames", style=wide, continuous_update=False)
@@ -141,8 +146,9 @@ class ExplorerView:
             w.HTML("<b>Video-captioning explorer</b>: choose a video and a model, then an action."),
             w.HBox([self.video_from, self.probe_video]),
             w.HBox([self.video_path, self.upload]),
-            w.HBox([w.VBox([self.model, self.source, self.dtype, self.quantization, self.attn_implementation,
-                            self.device, self.model_options, self.allow_pickle]),
+            w.HBox([w.VBox([self.model, self.source, self.dtype, self.quantization, self.quantize_vision,
+                            self.attn_implementation, self.device, self.transformers_era, self.model_options,
+                            self.allow_pickle]),
                     w.VBox([self.frames, self.max_pixels, self.max_new_tokens, self.frames_per_window,
                             self.window_s, self.max_seconds, self.budget_gib])]),
             w.HBox([*(self.buttons[a] for a in ("load", "predict", "probe", "caption", "attention")),
@@ -159,7 +165,8 @@ class ExplorerView:
                 "max_pixels": self.max_pixels, "max_new_tokens": self.max_new_tokens, "window_s": self.window_s,
                 "frames_per_window": self.frames_per_window, "max_seconds": self.max_seconds,
                 "budget_gib": self.budget_gib, "video_path": self.video_path, "probe_video": self.probe_video,
-                "allow_pickle": self.allow_pickle, "model_options": self.model_options}
+                "allow_pickle": self.allow_pickle, "model_options": self.model_options,
+                "quantize_vision": self.quantize_vision, "transformers_era": self.transformers_era}
 
     def show_selection(self, selection: Selection) -> None:
         """Set the controls to a selection."""
@@ -175,7 +182,8 @@ class ExplorerView:
         self.max_new_tokens.max = max(self.max_new_tokens.max, selection.max_new_tokens)
         self.frames_per_window.max = max(self.frames_per_window.max, selection.frames_per_window)
         for name in ("model", "source", "dtype", "quantization", "attn_implementation", "device", "frames",
-                     "max_pixels", "max_new_tokens", "window_s", "frames_per_window", "max_seconds", "budget_gib"):
+                     "max_pixels", "max_new_tokens", "window_s", "frames_per_window", "max_seconds", "budget_gib",
+                     "quantize_vision", "transformers_era"):
             getattr(self, name).value = getattr(selection, name)
         self.allow_pickle.value = selection.allow_pickle
         self.model_options.value = json.dumps(selection.model_options) if selection.model_options else ""
@@ -190,6 +198,7 @@ class ExplorerView:
             max_new_tokens=int(self.max_new_tokens.value), window_s=float(self.window_s.value),
             frames_per_window=int(self.frames_per_window.value), max_seconds=float(self.max_seconds.value),
             budget_gib=float(self.budget_gib.value), allow_pickle=bool(self.allow_pickle.value),
+            quantize_vision=bool(self.quantize_vision.value), transformers_era=self.transformers_era.value,
             model_options=_parse_options(self.model_options.value))
 
     def _apply_selection(self) -> bool:

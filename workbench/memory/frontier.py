@@ -152,16 +152,15 @@ def pixel_values(model_id: str, height: int, width: int, n_values: int = 256) ->
 # ---- the two ways to answer "what fits" ------------------------------------------------------------------
 
 def predicted_frontier(config: "ProbeConfig", budget_bytes: int, axis: str = "frames",
-                       values: Sequence[int] | None = None, device: str = "cuda",
-                       vision_attention_scope: str = "segment") -> FrontierResult:
+                       values: Sequence[int] | None = None, device: str = "cuda", **options: Any
+                       ) -> FrontierResult:
     """The frontier the predictor alone gives (no measurement; a few microseconds per value)."""
     from workbench.memory.grid import predict_config
 
     values = list(values) if values is not None else _default_values(config, axis)
 
     def probe(value: int) -> tuple[bool, dict[str, Any]]:
-        peak = predict_config(_with(config, axis, value), device,
-                              vision_attention_scope=vision_attention_scope).peak_bytes
+        peak = predict_config(_with(config, axis, value), device, **options).peak_bytes
         return peak <= budget_bytes, {"predicted_peak_bytes": peak, "status": "predicted"}
 
     return search(values, probe, budget_bytes, axis)

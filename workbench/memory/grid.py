@@ -41,6 +41,7 @@ class Grid:
     frame_sizes: tuple[str, ...] = ("1920x1080",)
     max_pixels: tuple[int, ...] = (0,)
     quantizations: tuple[str, ...] = ("none",)
+    quantize_vision: tuple[bool, ...] = (False,)  # False: vision tower kept 16-bit; True: bitsandbytes' default
     attn_implementations: tuple[str, ...] = ("sdpa",)
     dtype: str = "bfloat16"
     max_new_tokens: int = 16
@@ -53,13 +54,17 @@ class Grid:
             height, width = parse_size(size)
             for cap in self.max_pixels:
                 for quantization in self.quantizations:
-                    for attn in self.attn_implementations:
-                        for n_frames in self.frames:
-                            configs.append(ProbeConfig(
-                                model=self.model, source=self.source, quantization=quantization,
-                                attn_implementation=attn, dtype=self.dtype, frames=n_frames, height=height,
-                                width=width, max_pixels=cap or None, max_new_tokens=self.max_new_tokens,
-                                config_overrides=dict(self.config_overrides), seed=self.seed))
+                    # the policy only matters with quantization: one configuration for "none"
+                    policies = sorted(set(self.quantize_vision)) if quantization != "none" else [False]
+                    for quantize_vision in policies:
+                        for attn in self.attn_implementations:
+                            for n_frames in self.frames:
+                                configs.append(ProbeConfig(
+                                    model=self.model, source=self.source, quantization=quantization,
+                                    quantize_vision=quantize_vision, attn_implementation=attn, dtype=self.dtype,
+                                    frames=n_frames, height=height, width=width, max_pixels=cap or None,
+                                    max_new_tokens=self.max_new_tokens,
+                                    config_overrides=dict(self.config_overrides), seed=self.seed))
         return configs
 
 
@@ -71,29 +76,35 @@ def config_label(config: ProbeConfig | dict[str, Any]) -> str:
     '8bit/eager/1920x1080/cap 602112'
     >>> config_label(ProbeConfig(model="auroracap-7b-vid", model_options={"token_kept_ratio": 0.4}))
     'none/sdpa/1920x1080/no cap/token_kept_ratio=0.4'
+    >>> config_label(ProbeConfig(model="qwen2-vl-7b", quantization="8bit", quantize_vision=True))
+    '8bit+vision/sdpa/1920x1080/no cap'
     """
     c = config if isinstance(config, dict) else config.as_dict()
     cap = f"cap {c['max_pixels']}" if c.get("max_pixels") else "no cap"
     options = "".join(f"/{k}={v}" for k, v in (c.get("model_options") or {}).items())
-    return f"{c['quantization']}/{c['attn_implementation']}/{c['width']}x{c['height']}/{cap}{options}"
+    quantization = c["quantization"] + ("+vision" if c.get("quantize_vision") and c["quantization"] != "none" else "")
+    return f"{quantization}/{c['attn_implementation']}/{c['width']}x{c['height']}/{cap}{options}"
 
 
 def predict_config(config: ProbeConfig, device: str = "cuda", text_tokens: int | None = None,
-                   vision_attention_scope: str = "segment") -> "Prediction":
+                   **options: Any) -> "Prediction":
+    """The prediction for one configuration; `options` are predict-only settings (transformers_era,
+    masked_sdpa, vision_attention_scope)."""
     from workbench.memory.predictor import predict
 
     return predict(config.model, source=config.source, quantization=config.quantization,
                    attn_implementation=config.attn_implementation, dtype=config.dtype, frames=config.frames,
                    height=config.height, width=config.width, max_pixels=config.max_pixels,
                    max_new_tokens=config.max_new_tokens, text_tokens=text_tokens,
-                   double_quant=config.double_quant, device=device,
-                   vision_attention_scope=vision_attention_scope,
-                   config_overrides=config.config_overrides or None, model_options=config.model_options or None)
+                   double_quant=config.double_quant, device=device, quantize_vision=config.quantize_vision,
+                   config_overrides=config.config_overrides or None, model_options=config.model_options or None,
+                   **options)
 
 
 def _config_columns(config: ProbeConfig | dict[str, Any]) -> dict[str, Any]:
     c = config if isinstance(config, dict) else config.as_dict()
     return {"model_id": c["model"], "source": c["source"], "quantization": c["quantization"],
+            "quantize_vision": bool(c.get("quantize_vision")),
             "attn_implementation": c["attn_implementation"], "dtype": c["dtype"], "frames": c["frames"],
             "frame_size": f"{c['width']}x{c['height']}", "max_pixels": c.get("max_pixels") or 0,
             "config": config_label(c)}
@@ -112,20 +123,21 @@ def prediction_row(config: ProbeConfig, prediction: "Prediction") -> dict[str, A
             "kv_cache_bytes": prediction.kv_cache_bytes, "device": prediction.device}
 
 
-def predict_grid(configs: Iterable[ProbeConfig], device: str = "cuda", vision_attention_scope: str = "segment"
+def predict_grid(configs: Iterable[ProbeConfig], device: str = "cuda", **options: Any
                  ) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """(one row per configuration, one row per configuration x component of its peak phase)."""
+    """(one row per configuration, one row per configuration x component of its peak phase); `options` as
+    in predict_config."""
     import pandas as pd
 
     rows, parts = [], []
     for config in configs:
-        prediction = predict_config(config, device, vision_attention_scope=vision_attention_scope)
-        row = prediction_row(config, prediction)
-        row["vision_attention_scope"] = vision_attention_scope
-        rows.append(row)
+        prediction = predict_config(config, device, **options)
+        assumed = {"transformers_era": prediction.transformers_era,
+                   "vision_attention_scope": prediction.vision_attention_scope}
+        rows.append(prediction_row(config, prediction) | assumed)
         for component, value in prediction.breakdown.items():
             parts.append({**_config_columns(config), "component": component, "bytes": value,
-                          "phase": prediction.peak_phase, "vision_attention_scope": vision_attention_scope})
+                          "phase": prediction.peak_phase} | assumed)
     return pd.DataFrame(rows), pd.DataFrame(parts)
 
 
@@ -151,9 +163,9 @@ def prepare_sources(configs: Iterable[ProbeConfig]) -> None:
 
 
 MEASURED_COLUMNS = [
-    "model_id", "source", "quantization", "attn_implementation", "dtype", "frames", "frame_size", "max_pixels",
-    "config", "mode", "status", "phase", "error", "device", "memory_kind", "peak_bytes", "reserved_peak_bytes",
-    "weights_bytes", "kv_cache_bytes", "inputs_bytes", "predicted_peak_bytes", "error_pct", "predicted_phase",
+    "model_id", "source", "quantization", "quantize_vision", "attn_implementation", "dtype", "frames", "frame_size",
+    "max_pixels", "config", "mode", "status", "phase", "error", "device", "memory_kind", "peak_bytes",
+    "reserved_peak_bytes", "cuda_context_bytes", "device_used_peak_bytes", "weights_bytes", "kv_cache_bytes", "inputs_bytes", "predicted_peak_bytes", "error_pct", "predicted_phase",
     "dominant", "frames_used", "visual_tokens", "encoder_seq_len", "text_tokens", "generated_tokens",
     "wall_seconds",
 ]
@@ -172,6 +184,8 @@ def measured_table(results: list[dict[str, Any]]) -> "pd.DataFrame":
             "phase": result.get("phase"), "error": result.get("error"), "device": result.get("device"),
             "memory_kind": result.get("memory_kind"), "peak_bytes": result.get("peak_bytes"),
             "reserved_peak_bytes": result.get("reserved_peak_bytes"), "weights_bytes": result.get("weights_bytes"),
+            "cuda_context_bytes": result.get("cuda_context_bytes"),
+            "device_used_peak_bytes": result.get("device_used_peak_bytes"),
             "kv_cache_bytes": result.get("kv_cache_bytes"), "inputs_bytes": result.get("inputs_bytes"),
             "predicted_peak_bytes": result.get("predicted_peak_bytes"), "error_pct": result.get("error_pct"),
             "predicted_phase": prediction.get("peak_phase"), "dominant": prediction.get("dominant"),

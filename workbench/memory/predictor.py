@@ -31,7 +31,13 @@ bitsandbytes transients (largest quantized Linear, out x in = n weights):
     CUDA 8-bit  int32 accumulator S·out·4 + fp16 and int8 copies of the input S·in·3
     CUDA 4-bit  the weight dequantized to dt (n·dt) for every prefill matmul
     CPU 8-bit   fp16 and int8 copies of the input S·in·3 (the int8 kernel's own buffers are not visible)
-    CPU 4-bit   the one-time repack of each weight to the CPU kernel's layout on its first call (7·n)
+    CPU 4-bit   with AVX512-BF16: the one-time repack of each weight to the fused kernel's layout on its
+                first call (7·n); without: nothing beyond the MLP (the weight is dequantized inside the kernel)
+
+On CPU the prediction is of the bytes the live-tensor tracker sees: buffers allocated inside bitsandbytes'
+kernels (custom operators) are invisible to it and are named in the prediction's notes instead. Which CPU
+kernels run depends on the machine, so a CPU prediction asks what bitsandbytes asks (workbench/cpu_kernels.py)
+and records the answer in `cpu_kernels`.
 
 The numbers of each term were read off the live-tensor tracker on a mid-size Qwen2-VL (docs/memory.md); other
 families reuse the same terms with their own geometry (table `VISION_ARCH` and `visual_geometry`), so their
@@ -47,11 +53,33 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Literal
 
+from workbench.cpu_kernels import CpuKernels
 from workbench.weights import DTYPE_BYTES, WeightCounts, weight_bytes
 
 DEFAULT_TEXT_TOKENS = 64  # chat template + a one-sentence prompt with the real tokenizers (~40-70 tokens)
 PredictDevice = Literal["cuda", "cpu"]
 Scope = Literal["segment", "clip"]
+Era = Literal["5.x", "4.5x", "4.4x"]
+MaskedSdpa = Literal["efficient", "math"]
+ERAS: tuple[str, ...] = ("5.x", "4.5x", "4.4x")
+
+
+@dataclass(frozen=True)
+class EraBehaviour:
+    """What a transformers release line does that changes memory (docs/memory.md pins each to its code)."""
+
+    vision_scope: str  # "segment": attention per frame pair (cu_seqlens splits); "clip": one L x L with a mask
+    prompt_logits_bytes: int  # bytes per prompt position x vocab entry of prefill logits, beyond dt (-1: none)
+
+
+# 5.x: generate() keeps the last position's logits only. 4.50-4.53: Qwen2-VL's vision attention spans the whole
+# clip with a dense [1, L, L] mask, and the forward computes logits for every prompt position (no logits_to_keep)
+# in dt. 4.45-4.49: the same, and the forward upcasts all of them to float32 (`logits.float()`).
+ERA_BEHAVIOURS: dict[str, EraBehaviour] = {
+    "5.x": EraBehaviour("segment", -1),
+    "4.5x": EraBehaviour("clip", 0),
+    "4.4x": EraBehaviour("clip", 4),
+}
 COMPONENTS = (
     "weights", "load_staging", "inputs", "input_copies", "vision_activations", "vision_rotary", "vision_attention",
     "vision_mlp", "vision_outputs", "llm_activations", "llm_attention", "llm_mlp", "quantization",
@@ -98,17 +126,23 @@ class Architecture:
     vision: VisionArch
     weights: WeightCounts
     largest_quantized: tuple[int, int]  # (out_features, in_features) of the largest quantized Linear
+    # with quantize_vision: the largest Linear quantized beyond the family's 16-bit list (vision side)
+    largest_vision_quantized: tuple[int, int] = (0, 0)
+    quantize_vision: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "family": self.family, "source_kind": self.source_kind,
                 "text": asdict(self.text), "vision": asdict(self.vision), "weights": self.weights.as_dict(),
-                "largest_quantized": list(self.largest_quantized)}
+                "largest_quantized": list(self.largest_quantized),
+                "largest_vision_quantized": list(self.largest_vision_quantized),
+                "quantize_vision": self.quantize_vision}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Architecture":
         return cls(data["model_id"], data["family"], data["source_kind"], TextArch(**data["text"]),
                    VisionArch(**data["vision"]), WeightCounts(**data["weights"]),
-                   tuple(data["largest_quantized"]))
+                   tuple(data["largest_quantized"]), tuple(data["largest_vision_quantized"]),
+                   bool(data["quantize_vision"]))
 
 
 def _qwen2_vision(v: Any) -> VisionArch:
@@ -210,8 +244,9 @@ def model_config(model_id: str, source: str = "random", config_overrides: dict[s
     return adapter.real_config(spec)
 
 
-def _cache_key(model_id: str, kind: str, overrides: dict[str, Any], source: str) -> str:
-    """Changes with the model, the overrides, the family file and the transformers version."""
+def _cache_key(model_id: str, kind: str, overrides: dict[str, Any], source: str, kept: tuple[str, ...]) -> str:
+    """Changes with everything that changes the counts: the model, the overrides, the modules kept in 16-bit,
+    the family file and the transformers version."""
     from importlib import metadata
 
     from workbench.models import get
@@ -220,28 +255,30 @@ def _cache_key(model_id: str, kind: str, overrides: dict[str, Any], source: str)
     family_file = inspect.getsourcefile(type(adapter)) or ""
     payload = json.dumps({
         "model": model_id, "kind": kind, "source": source if kind == "path" else kind, "overrides": overrides,
-        "transformers": metadata.version("transformers"),
+        "kept_16bit": list(kept), "transformers": metadata.version("transformers"),
         "family_file": hashlib.sha256(open(family_file, "rb").read()).hexdigest() if family_file else "",
-        "schema": 4,
+        "schema": 5,
     }, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=64)
-def _architecture_cached(model_id: str, source: str, overrides_json: str) -> Architecture:
+def _architecture_cached(model_id: str, source: str, overrides_json: str, quantize_vision: bool) -> Architecture:
     from workbench import atomic, paths
     from workbench.models import get
 
     overrides = json.loads(overrides_json)
-    canonical = get(model_id)[1].model_id
+    adapter, spec = get(model_id)
+    canonical = spec.model_id
     kind = _source_kind(source)
-    cache_file = paths.cache_dir() / "memory" / f"arch-{canonical}-{_cache_key(canonical, kind, overrides, source)}.json"
+    key = _cache_key(canonical, kind, overrides, source, adapter.kept_modules(quantize_vision))
+    cache_file = paths.cache_dir() / "memory" / f"arch-{canonical}-{key}.json"
     if cache_file.exists():
         try:
             return Architecture.from_dict(json.loads(cache_file.read_text()))
         except (KeyError, TypeError, ValueError):
             pass  # a stale format: rebuild below
-    arch = _build_architecture(canonical, source, overrides)
+    arch = _build_architecture(canonical, source, overrides, quantize_vision)
     try:
         atomic.write_json(cache_file, arch.as_dict())
     except OSError:  # a read-only cache only costs speed
@@ -249,7 +286,8 @@ def _architecture_cached(model_id: str, source: str, overrides_json: str) -> Arc
     return arch
 
 
-def _build_architecture(model_id: str, source: str, overrides: dict[str, Any]) -> Architecture:
+def _build_architecture(model_id: str, source: str, overrides: dict[str, Any], quantize_vision: bool = False
+                        ) -> Architecture:
     import torch
     from transformers.quantizers.quantizers_utils import should_convert_module
 
@@ -259,23 +297,33 @@ def _build_architecture(model_id: str, source: str, overrides: dict[str, Any]) -
     adapter, _spec = get(model_id)
     config = model_config(model_id, source, overrides or None)
     model = meta_model(adapter, config)
-    counts = count_weights(model, adapter.skip_modules)
-    patterns = list(adapter.skip_modules) + list(getattr(model, "_keep_in_fp32_modules", None) or [])
-    largest = (0, 0)
+    kept = adapter.kept_modules(quantize_vision)
+    counts = count_weights(model, kept)
+    fp32 = list(getattr(model, "_keep_in_fp32_modules", None) or [])
+    patterns, family_patterns = list(kept) + fp32, list(adapter.skip_modules) + fp32
+    largest, largest_vision = (0, 0), (0, 0)
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear) and should_convert_module(name, patterns):
-            if module.out_features * module.in_features > largest[0] * largest[1]:
-                largest = (module.out_features, module.in_features)
+            size = (module.out_features, module.in_features)
+            if not should_convert_module(name, family_patterns):  # quantized only under quantize_vision
+                largest_vision = max(largest_vision, size, key=lambda s: s[0] * s[1])
+            else:
+                largest = max(largest, size, key=lambda s: s[0] * s[1])
     if adapter.family not in VISION_ARCH:
         raise KeyError(f"no vision geometry for family {adapter.family!r}; add it to VISION_ARCH")
     return Architecture(model_id, adapter.family, _source_kind(source), _text_arch(config.get_text_config()),
-                        VISION_ARCH[adapter.family](config.vision_config), counts, largest)
+                        VISION_ARCH[adapter.family](config.vision_config), counts, largest, largest_vision,
+                        quantize_vision)
 
 
-def architecture(model_id: str, source: str = "random", config_overrides: dict[str, Any] | None = None
-                 ) -> Architecture:
-    """Architecture numbers of a model (cached in memory and under the cache dir; no weights)."""
-    return _architecture_cached(model_id, source, json.dumps(config_overrides or {}, sort_keys=True))
+def architecture(model_id: str, source: str = "random", config_overrides: dict[str, Any] | None = None,
+                 quantize_vision: bool = False) -> Architecture:
+    """Architecture numbers of a model (cached in memory and under the cache dir; no weights).
+
+    `quantize_vision` counts bitsandbytes' default policy (only the output head kept in 16-bit).
+    """
+    return _architecture_cached(model_id, source, json.dumps(config_overrides or {}, sort_keys=True),
+                                bool(quantize_vision))
 
 
 # ---- visual geometry, per configuration -------------------------------------------------------------------
@@ -376,6 +424,10 @@ class Prediction:
     tokens: dict[str, int]
     phases: dict[str, dict[str, int]]  # phase -> component -> bytes
     notes: list[str] = field(default_factory=list)
+    cpu_kernels: dict[str, Any] | None = None  # the bitsandbytes CPU path assumed (CPU + quantization only)
+    quantize_vision: bool = False  # bitsandbytes' default policy (vision tower quantized too)
+    transformers_era: str = "5.x"
+    masked_sdpa: str = "efficient"
 
     @property
     def phase_peaks(self) -> dict[str, int]:
@@ -433,21 +485,34 @@ class Prediction:
 def predict(model: str, *, source: str = "random", quantization: str = "none", attn_implementation: str = "sdpa",
             dtype: str = "bfloat16", frames: int = 8, height: int = 1080, width: int = 1920,
             max_pixels: int | None = None, max_new_tokens: int = 16, text_tokens: int | None = None,
-            double_quant: bool = False, device: PredictDevice = "cuda", vision_attention_scope: Scope = "segment",
-            config_overrides: dict[str, Any] | None = None, model_options: dict[str, Any] | None = None
-            ) -> Prediction:
+            double_quant: bool = False, device: PredictDevice = "cuda", vision_attention_scope: Scope | None = None,
+            config_overrides: dict[str, Any] | None = None, model_options: dict[str, Any] | None = None,
+            cpu_kernels: CpuKernels | None = None, quantize_vision: bool = False, transformers_era: Era = "5.x",
+            masked_sdpa: MaskedSdpa = "efficient") -> Prediction:
     """Predicted peak memory per phase and component for one configuration (no weights, no GPU).
 
     `text_tokens` counts the prompt's non-visual tokens (over all rows for families that batch frames);
     `device` picks the bitsandbytes kernels' transients (CPU and CUDA differ); `vision_attention_scope`
     "clip" predicts transformers 4.x's Qwen vision attention over all frames at once. `config_overrides`
     change the architecture (source random); `model_options` are runtime options that set the geometry
-    (AuroraCap's token_kept_ratio), for any source.
+    (AuroraCap's token_kept_ratio), for any source. `cpu_kernels` says which bitsandbytes CPU kernels run
+    (device cpu with quantization); by default this machine's, as bitsandbytes itself decides them.
+    `quantize_vision` predicts bitsandbytes' default (vision tower and projector quantized too).
+    `transformers_era` predicts an older release line's behaviours (ERA_BEHAVIOURS; its vision scope unless
+    `vision_attention_scope` is given); `masked_sdpa` is the CUDA kernel sdpa takes when called with a dense
+    mask (the clip scope): "efficient" (no score matrix) or "math" (scores materialized, eager-sized).
     """
+    if transformers_era not in ERA_BEHAVIOURS:
+        raise ValueError(f"transformers_era must be one of {list(ERA_BEHAVIOURS)}, got {transformers_era!r}")
+    if masked_sdpa not in ("efficient", "math"):
+        raise ValueError(f"masked_sdpa must be 'efficient' or 'math', got {masked_sdpa!r}")
+    era = ERA_BEHAVIOURS[transformers_era]
+    vision_attention_scope = vision_attention_scope or era.vision_scope
     from workbench.models import get
 
     adapter, spec = get(model)
-    arch = architecture(spec.model_id, source, config_overrides)
+    quantize_vision = bool(quantize_vision) and quantization != "none"
+    arch = architecture(spec.model_id, source, config_overrides, quantize_vision)
     geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels, source,
                                {**(config_overrides or {}), **(model_options or {})})
     text = DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)
@@ -464,6 +529,14 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
     if context and seq // batch + max_new_tokens > context:
         notes.append(f"{seq // batch + max_new_tokens} tokens exceed the model's {context}-token context")
 
+    kernels = None
+    if device == "cpu" and (quantization != "none" or attn_implementation == "sdpa"):
+        from workbench import cpu_kernels as cpu_kernels_module
+
+        kernels = cpu_kernels or cpu_kernels_module.detect()
+        notes.extend(_cpu_kernel_notes(arch, kernels, quantization, attn_implementation,
+                                       text + geometry.llm_tokens, dtype))
+
     extra, copies = INPUT_EXTRAS.get(arch.family, lambda g, d: (0, 0))(geometry, dt)
     inputs = geometry.pixel_values * dt + seq * 8 * 3 + extra  # pixels in dt; ids, attention mask, token types
     llm = _LLMShape(batch, max(1, seq // batch), arch.text)
@@ -471,9 +544,11 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
     phases = {
         "load": {"weights": weights, "load_staging": _load_staging(arch, quantization, dt, device)},
         "vision": common | {"input_copies": copies}
-        | _vision_phase(arch, geometry, attn_implementation, dt, vision_attention_scope),
+        | _vision_phase(arch, geometry, attn_implementation, dt, vision_attention_scope, masked_sdpa,
+                        _vision_quantization(arch, geometry, quantization, dt, device, kernels)),
         "prefill": common | {"input_copies": copies}
-        | _prefill_phase(arch, geometry, llm, attn_implementation, quantization, dt, device),
+        | _prefill_phase(arch, geometry, llm, attn_implementation, quantization, dt, device, kernels,
+                         era.prompt_logits_bytes),
         "generation": common | _generation_phase(arch, geometry, llm, max_new_tokens, dt),
     }
     order = {name: i for i, name in enumerate(COMPONENTS)}
@@ -485,7 +560,9 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
               "context_limit": context,
               "resized_height": geometry.resized_height, "resized_width": geometry.resized_width}
     return Prediction(spec.model_id, arch.family, device, quantization, attn_implementation, dtype, frames, height,
-                      width, max_pixels, max_new_tokens, vision_attention_scope, tokens, phases, notes)
+                      width, max_pixels, max_new_tokens, vision_attention_scope, tokens, phases, notes,
+                      kernels.as_dict() if kernels is not None else None, quantize_vision, transformers_era,
+                      masked_sdpa)
 
 
 @dataclass(frozen=True)
@@ -507,7 +584,8 @@ def _load_staging(arch: Architecture, quantization: str, dt: int, device: str) -
     return out_features * in_features * dt
 
 
-def _vision_phase(arch: Architecture, g: VisualGeometry, attn: str, dt: int, scope: str) -> dict[str, int]:
+def _vision_phase(arch: Architecture, g: VisualGeometry, attn: str, dt: int, scope: str,
+                  masked_sdpa: str = "efficient", quantized: list[dict[str, int]] | None = None) -> dict[str, int]:
     v = arch.vision
     L, D = g.encoder_tokens, v.width
     head_dim = D // v.heads
@@ -517,12 +595,14 @@ def _vision_phase(arch: Architecture, g: VisualGeometry, attn: str, dt: int, sco
         hidden += 2 * L * head_dim * 4  # cos and sin tables (fp32)
     if v.all_hidden_states:
         hidden += v.layers * L * D * dt
-    candidates: list[dict[str, int]] = [{"vision_mlp": v.mlp_copies * L * v.mlp_hidden * dt}]
+    candidates: list[dict[str, int]] = [{"vision_mlp": v.mlp_copies * L * v.mlp_hidden * dt}, *(quantized or [])]
     if v.rotary_fp32:
         candidates.append({"vision_rotary": (3 * dt + 24) * L * D})
     if scope == "clip" and not v.batched_frames:  # transformers 4.x Qwen: one L x L over all frames
         if attn == "eager":
             candidates.append({"vision_attention": 5 * dt * L * D + v.heads * L * L * per_score + L * L * dt})
+        elif attn == "sdpa" and masked_sdpa == "math":  # a dense mask can send sdpa to the math kernel
+            candidates.append({"vision_attention": 5 * dt * L * D + v.heads * L * L * 2 * dt + L * L * (1 + dt)})
         elif attn == "sdpa":
             candidates.append({"vision_attention": 5 * dt * L * D + L * L * (1 + dt)})  # bool mask + float copy
     elif attn == "eager":
@@ -538,7 +618,7 @@ def _kv_bytes(t: TextArch, tokens: int, dt: int) -> int:
 
 
 def _prefill_phase(arch: Architecture, g: VisualGeometry, llm: _LLMShape, attn: str, quantization: str, dt: int,
-                   device: str) -> dict[str, int]:
+                   device: str, kernels: CpuKernels | None, prompt_logits_bytes: int = -1) -> dict[str, int]:
     t, v = arch.text, arch.vision
     B, S, H, I = llm.batch, llm.seq, t.hidden, t.intermediate
     N = llm.tokens
@@ -553,12 +633,15 @@ def _prefill_phase(arch: Architecture, g: VisualGeometry, llm: _LLMShape, attn: 
     if attn == "eager":
         repeated = 2 * N * t.heads * t.head_dim * dt if t.kv_heads < t.heads else 0
         candidates.append({"llm_attention": B * t.heads * S * S * (2 * dt + 4) + mask + N * H * dt + repeated})
-    candidates.append(_quantization_transient(arch, N, quantization, dt, device) | {"llm_attention": held})
+    candidates.append(_quantization_transient(arch, N, quantization, dt, device, kernels) | {"llm_attention": held})
+    if prompt_logits_bytes >= 0:  # transformers 4.x: logits for every prompt position (and a float32 copy)
+        candidates.append({"logits": N * t.vocab * (dt + prompt_logits_bytes)})
     return {"vision_outputs": retained, "llm_activations": activations, "kv_cache": kv} | \
         max(candidates, key=lambda c: sum(c.values()))
 
 
-def _quantization_transient(arch: Architecture, N: int, quantization: str, dt: int, device: str) -> dict[str, int]:
+def _quantization_transient(arch: Architecture, N: int, quantization: str, dt: int, device: str,
+                            kernels: CpuKernels | None) -> dict[str, int]:
     """bitsandbytes' own buffers at the MLP's up projection (its largest Linear), beside the live activations."""
     t = arch.text
     out_features, in_features = arch.largest_quantized
@@ -571,7 +654,60 @@ def _quantization_transient(arch: Architecture, N: int, quantization: str, dt: i
         return {"quantization": N * t.intermediate * 3, "llm_mlp": N * t.intermediate * dt}
     if device == "cuda":
         return {"quantization": n * dt, "llm_mlp": 2 * N * t.intermediate * dt}
+    if kernels is not None and kernels.nf4_matmul == "dequantize":
+        return {"llm_mlp": N * t.intermediate * dt}  # the dequantized weight lives inside the kernel
     return {"quantization": 7 * n, "llm_mlp": N * t.intermediate * dt}
+
+
+def _vision_quantization(arch: Architecture, g: VisualGeometry, quantization: str, dt: int, device: str,
+                         kernels: CpuKernels | None) -> list[dict[str, int]]:
+    """With quantize_vision: the vision phase's moments where bitsandbytes' buffers are alive (candidates).
+
+    In the MLP (L tokens, width D -> mlp_hidden): 8-bit's copies of the second Linear's input beside two
+    MLP-width activations (CPU: fp16 + int8 copies, 3 bytes; CUDA adds the int32 accumulator); 4-bit's
+    weight made usable (CPU with AVX512-BF16: the one-time repack, 7 bytes per weight; CUDA: dequantized to
+    dt). And the largest vision Linear's own weight transient (Qwen's merger), where activations are small.
+    The CPU terms were fitted on the mid-size Qwen2-VL (docs/memory.md); the CUDA ones follow bitsandbytes' code.
+    """
+    out_features, in_features = arch.largest_vision_quantized
+    n = out_features * in_features
+    if quantization == "none" or n == 0:
+        return []
+    v = arch.vision
+    L, D, mh = g.encoder_tokens, v.width, v.mlp_hidden
+    if quantization == "8bit":
+        buffers = L * mh * 4 + L * D * 3 if device == "cuda" else L * mh * 3
+        return [{"vision_mlp": 2 * L * mh * dt, "quantization": buffers}]
+    if device == "cuda":
+        return [{"vision_mlp": 2 * L * mh * dt, "quantization": D * mh * dt}, {"quantization": n * dt}]
+    if kernels is not None and kernels.nf4_matmul == "dequantize":
+        return []  # dequantized inside the kernel: invisible to the CPU tracker
+    return [{"vision_mlp": v.mlp_copies * L * mh * dt, "quantization": 7 * D * mh}, {"quantization": 7 * n}]
+
+
+def _cpu_kernel_notes(arch: Architecture, kernels: CpuKernels, quantization: str, attn: str, tokens: int,
+                      dtype: str) -> list[str]:
+    """The CPU path assumed and the kernel-internal buffers the CPU tracker cannot see (so not counted)."""
+    from workbench.units import format_bytes
+
+    notes = []
+    if attn == "sdpa" and kernels.sdpa_backend != "FLASH_ATTENTION":
+        notes.append(f"torch's CPU sdpa runs its {kernels.sdpa_backend} kernel here, not the fused one the "
+                     "prediction assumes: expect sequence-squared scores as with eager")
+    if quantization == "none":
+        return notes
+    out_features, in_features = arch.largest_quantized
+    n = out_features * in_features
+    if quantization == "8bit":
+        inside = (4 * n + 4 * tokens * in_features + 8 * tokens * out_features if kernels.int8_matmul == "float32"
+                  else 4 * tokens * out_features)  # float32 copies and result, or the int32 accumulator
+    else:
+        inside = n * DTYPE_BYTES[dtype] if kernels.nf4_matmul == "dequantize" else 0
+    notes.append(kernels.describe())
+    if inside:
+        notes.append(f"not counted: about {format_bytes(inside)} allocated inside bitsandbytes' kernel at the "
+                     "largest Linear, which the CPU live-tensor tracker cannot see")
+    return notes
 
 
 def _generation_phase(arch: Architecture, g: VisualGeometry, llm: _LLMShape, new_tokens: int, dt: int

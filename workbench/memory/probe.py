@@ -13,6 +13,9 @@ Result schema (`SCHEMA_VERSION` 1; bytes are ints, seconds floats):
     device, device_name, memory_kind   cpu + "cpu_live_tensor_bytes" or cuda + "cuda_allocated"
     phases          [{phase, peak_bytes, reserved_peak_bytes, start_bytes, end_bytes, seconds, segments}]
     peak_bytes, reserved_peak_bytes    the largest phase peak (the configuration's memory need)
+    cuda_context_bytes, device_used_peak_bytes    CUDA only: the device memory in use before any tensor
+                    (the CUDA context and libraries), and that plus the reserved peak: about what nvidia-smi
+                    shows for the process at its peak
     weights_bytes, inputs_bytes, kv_cache_bytes
     tokens          {frames_used, visual_tokens, encoder_seq_len, text_tokens, input_tokens, generated_tokens}
     prediction      the predictor's breakdown for the same configuration (predictor.Prediction.as_dict())
@@ -71,6 +74,7 @@ class ProbeConfig:
     source: str = "tiny"
     quantization: Quantization = "none"
     double_quant: bool = False
+    quantize_vision: bool = False  # bitsandbytes' default: the vision tower and projector quantized too
     attn_implementation: Attention = "sdpa"
     dtype: Dtype = "bfloat16"
     device: Device = "auto"
@@ -175,7 +179,8 @@ def measure(config: ProbeConfig) -> dict[str, Any]:
         torch.set_num_threads(config.threads)
     settings = LoadSettings(source=config.source, dtype=config.dtype, quantization=config.quantization,
                             double_quant=config.double_quant, attn_implementation=config.attn_implementation,
-                            device=config.device, allow_pickle=config.allow_pickle)
+                            device=config.device, allow_pickle=config.allow_pickle,
+                            quantize_vision=config.quantize_vision)
     result: dict[str, Any] = empty_result(config)
     recording: _Recording | None = None
     try:
@@ -321,6 +326,7 @@ def empty_result(config: ProbeConfig) -> dict[str, Any]:
         "schema": SCHEMA_VERSION, "config": config.as_dict(), "status": "failed", "phase": None,
         "error": None, "signal": None, "device": None, "device_name": None, "memory_kind": None,
         "phases": [], "peak_bytes": None, "reserved_peak_bytes": None, "weights_bytes": None,
+        "cuda_context_bytes": None, "device_used_peak_bytes": None,
         "inputs_bytes": None, "kv_cache_bytes": None, "tokens": {}, "notes": [], "prediction": None,
         "predicted_peak_bytes": None, "error_pct": None, "preprocess_seconds": None, "wall_seconds": None,
         "versions": versions(),
@@ -334,7 +340,11 @@ def device_fields(device: str) -> dict[str, Any]:
 
     if device == "cuda":
         name = torch.cuda.get_device_name(0)
-        return {"device": "cuda", "device_name": name, "memory_kind": "cuda_allocated"}
+        torch.cuda.init()
+        free, total = torch.cuda.mem_get_info()  # the driver's view, as nvidia-smi reports it
+        context = total - free - torch.cuda.memory_reserved()  # other processes on the GPU would count here too
+        return {"device": "cuda", "device_name": name, "memory_kind": "cuda_allocated",
+                "cuda_context_bytes": int(context)}
     return {"device": "cpu", "device_name": platform.processor() or platform.machine(),
             "memory_kind": "cpu_live_tensor_bytes"}
 
@@ -419,6 +429,8 @@ def summarize_phases(result: dict[str, Any]) -> None:
     result["peak_bytes"] = max(row["peak_bytes"] for row in phases)
     reserved = [row["reserved_peak_bytes"] for row in phases if row.get("reserved_peak_bytes") is not None]
     result["reserved_peak_bytes"] = max(reserved) if reserved else None
+    if result["reserved_peak_bytes"] is not None and result.get("cuda_context_bytes") is not None:
+        result["device_used_peak_bytes"] = result["cuda_context_bytes"] + result["reserved_peak_bytes"]
 
 
 def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
@@ -433,7 +445,8 @@ def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
                              max_pixels=config.max_pixels, max_new_tokens=config.max_new_tokens,
                              text_tokens=text_tokens or None, double_quant=config.double_quant,
                              device=result.get("device") or _requested_device(config),
-                             config_overrides=config.config_overrides or None)
+                             config_overrides=config.config_overrides or None,
+                             model_options=config.model_options or None, quantize_vision=config.quantize_vision)
     except Exception as err:  # a missing family table must not lose a measurement
         result["prediction_error"] = f"{type(err).__name__}: {err}"
         return

@@ -33,15 +33,16 @@ def _group_columns(config: ProbeConfig) -> dict[str, Any]:
 
 
 def predicted_frontiers(grid: Grid, budgets_gib: list[float], max_frames: int = 256, device: str = "cuda",
-                        vision_attention_scope: str = "segment") -> "pd.DataFrame":
-    """Most frames each configuration group fits in each budget, by the predictor (bisection, no probes)."""
+                        **options: Any) -> "pd.DataFrame":
+    """Most frames each configuration group fits in each budget, by the predictor (bisection, no probes);
+    `options` are predict-only settings (transformers_era, masked_sdpa)."""
     import pandas as pd
 
     rows = []
     for config in group_configs(grid):
         values = frame_values(config.model, max_frames)
         for gib in budgets_gib:
-            result = predicted_frontier(config, from_gib(gib), "frames", values, device, vision_attention_scope)
+            result = predicted_frontier(config, from_gib(gib), "frames", values, device, **options)
             rows.append({**_group_columns(config), "budget_gib": gib, "source": "predicted",
                          "max_frames": result.best or 0, "frames_searched_up_to": values[-1],
                          "evaluations": result.n_probes})

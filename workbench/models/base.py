@@ -8,6 +8,7 @@ how to turn frames + prompt into model inputs. Loading from any source (hub id, 
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import gc
 import time
@@ -83,6 +84,9 @@ class LoadSettings:
     dtype: Dtype = "bfloat16"
     quantization: Quantization = "none"
     double_quant: bool = False
+    # bitsandbytes' own default (True): quantize the vision tower and projector too, keeping only lm_head in
+    # 16-bit, as transformers does when no skip list is given. False keeps them 16-bit (the family's list).
+    quantize_vision: bool = False
     attn_implementation: Attention = "sdpa"
     device: Device = "auto"
     trust_remote_code: bool = False
@@ -195,6 +199,11 @@ class CaptionRecord:
         return dataclasses.asdict(self)
 
 
+# The duration of the video one describe() call shows the model, in seconds (a window's length, or the whole
+# clip's), for families whose prompt names it (LLaVA-Video's time instruction); None where the caller did not say.
+CLIP_DURATION_S: contextvars.ContextVar[float | None] = contextvars.ContextVar("clip_duration_s", default=None)
+
+
 @dataclass
 class LoadedModel:
     spec: ModelSpec
@@ -205,8 +214,14 @@ class LoadedModel:
     report: LoadReport
 
     def describe(self, frames: "np.ndarray", timestamps_s: "np.ndarray | None" = None,
-                 prompt: str | None = None, generation: GenerationSettings | None = None) -> CaptionRecord:
-        return self.adapter.describe(self, frames, timestamps_s, prompt, generation)
+                 prompt: str | None = None, generation: GenerationSettings | None = None,
+                 duration_s: float | None = None) -> CaptionRecord:
+        """Caption frames (T,H,W,3 uint8); `duration_s` is the length of the video they were sampled from."""
+        token = CLIP_DURATION_S.set(duration_s)
+        try:
+            return self.adapter.describe(self, frames, timestamps_s, prompt, generation)
+        finally:
+            CLIP_DURATION_S.reset(token)
 
     def configure(self, options: dict[str, Any]) -> None:
         """Set a family's runtime options (`FamilyAdapter.runtime_options`, e.g. AuroraCap's token_kept_ratio)
@@ -356,13 +371,21 @@ class FamilyAdapter:
     family: ClassVar[str]
     model_class: ClassVar[str]  # transformers class name, e.g. "Qwen2VLForConditionalGeneration"
     config_class: ClassVar[str]  # e.g. "Qwen2VLConfig"
-    # Modules that bitsandbytes must leave in 16-bit (full-name prefixes or suffixes).
+    # Modules that bitsandbytes must leave in 16-bit (full-name prefixes or suffixes): vision tower, projector
+    # and the LLM's output head. `kept_modules(quantize_vision=True)` keeps only the output head.
     skip_modules: ClassVar[tuple[str, ...]] = ("lm_head",)
     # Config keys that name special-token ids; for `random` they are pointed at the tiny tokenizer's ids.
     token_id_keys: ClassVar[tuple[str, ...]] = ()
     specs: ClassVar[dict[str, ModelSpec]] = {}
     # Settings that change a loaded model's behaviour without reloading it (name -> what it does).
     runtime_options: ClassVar[dict[str, str]] = {}
+
+    def kept_modules(self, quantize_vision: bool = False) -> tuple[str, ...]:
+        """The modules bitsandbytes leaves in 16-bit: the family's list, or only the output head (bitsandbytes'
+        default through transformers, whose own skip list holds just lm_head, as in 4.45 and 4.51)."""
+        if not quantize_vision:
+            return self.skip_modules
+        return tuple(name for name in self.skip_modules if name.endswith("lm_head")) or ("lm_head",)
 
     # ---- hooks a family implements -------------------------------------------------------------
     def tiny_config(self) -> Any:
@@ -543,16 +566,19 @@ class FamilyAdapter:
         import torch
         import transformers
 
+        from workbench import cpu_kernels
+
+        cpu_kernels.apply_overrides()  # a test or a user forcing bitsandbytes' other CPU path
         if settings.quantization == "8bit":
             return transformers.BitsAndBytesConfig(
-                load_in_8bit=True, llm_int8_skip_modules=list(self.skip_modules)
+                load_in_8bit=True, llm_int8_skip_modules=list(self.kept_modules(settings.quantize_vision))
             )
         return transformers.BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type=settings.quantization.split("-")[1],
             bnb_4bit_use_double_quant=settings.double_quant,
             bnb_4bit_compute_dtype=getattr(torch, settings.dtype),
-            llm_int8_skip_modules=list(self.skip_modules),
+            llm_int8_skip_modules=list(self.kept_modules(settings.quantize_vision)),
         )
 
     def describe(self, loaded: LoadedModel, frames: "np.ndarray", timestamps_s: "np.ndarray | None" = None,

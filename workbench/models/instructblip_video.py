@@ -26,13 +26,16 @@ _VICUNA_7B = {
     "num_hidden_layers": 32,
     "num_attention_heads": 32,
     "num_key_value_heads": 32,
-    "vocab_size": 32001,  # LLaMA's 32000 + the <image> placeholder
+    # The current revision of instructblip-vicuna-7b (config.json, added_tokens.json, generation_config.json):
+    # LLaMA's 32000 + [PAD] 32000, <image> 32001, <video> 32002, padded to 32064; bos 0, eos 1, pad 32000
+    # (its tokenizer uses </s> as bos).
+    "vocab_size": 32064,
     "max_position_embeddings": 2048,
     "rms_norm_eps": 1e-6,
     "hidden_act": "silu",
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "pad_token_id": 0,
+    "bos_token_id": 0,
+    "eos_token_id": 1,
+    "pad_token_id": 32000,
     "tie_word_embeddings": False,
 }
 
@@ -41,12 +44,13 @@ SPECS: dict[str, ModelSpec] = {
         model_id="instructblip-video-vicuna-7b",
         hub_id="Salesforce/instructblip-vicuna-7b",
         family="instructblip_video",
-        # Published as model_type "instructblip" with image_token_index 32000; the video class reads the same
-        # numbers, with the placeholder id as video_token_index.
+        # Published as model_type "instructblip" with <image> 32001 and <video> 32002 (video_token_index); the
+        # video class reads the same numbers. Its processor_config.json names InstructBlipVideoProcessor.
         config={
             "model_type": "instructblipvideo",
             "num_query_tokens": 32,
-            "video_token_index": 32000,
+            "image_token_index": 32001,
+            "video_token_index": 32002,
             "initializer_factor": 1.0,
             "initializer_range": 0.02,
             "vision_config": {
@@ -201,7 +205,8 @@ class InstructBlipVideoAdapter(FamilyAdapter):
 
     # ---- loading real weights ----------------------------------------------------------------------
     def _load_processor(self, path: str | Path, settings: LoadSettings) -> Any:
-        """The hub repo holds an *image* processor (InstructBlipProcessor); rebuild it as the video one."""
+        """The current hub revision names InstructBlipVideoProcessor; an older one (or a local copy of it) holds
+        the *image* processor (InstructBlipProcessor), rebuilt here as the video one."""
         import transformers
 
         processor = transformers.AutoProcessor.from_pretrained(
@@ -243,10 +248,11 @@ class InstructBlipVideoAdapter(FamilyAdapter):
 
 
 def _reconcile_video_token(loaded: LoadedModel) -> None:
-    """Real checkpoints know only <image> (id 32000): use it as the video placeholder, on both sides.
+    """Make the processor's video placeholder and the config's video_token_index one id inside the vocabulary.
 
-    The processor would otherwise add a new <video> token beyond the embedding table, and the image config
-    it was loaded from has no video_token_index (MODEL_NOTES pitfall 3).
+    The current revision has <video> (32002) and says so in video_token_index. Older revisions know only
+    <image> (then 32000): the processor would add a new <video> token beyond the embedding table and the image
+    config has no video_token_index (MODEL_NOTES pitfall 3), so <image> serves as the placeholder there.
     """
     from tokenizers import AddedToken
 

@@ -49,12 +49,14 @@ def _qwen2(hidden: int, intermediate: int, layers: int, heads: int, kv_heads: in
         "vocab_size": 151674,
         "max_position_embeddings": 32768,
         "rms_norm_eps": 1e-6,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+        # The -hf checkpoints' text configs (1B and 8B) scale rope dynamically (NTK), factor 2, over 32768
+        # positions: rope_scaling {"factor": 2.0, "rope_type": "dynamic"}, rope_theta 1e6.
+        "rope_parameters": {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1000000.0},
         "hidden_act": "silu",
         "use_sliding_window": False,
         "bos_token_id": 151643,
         "eos_token_id": 151645,
-        "tie_word_embeddings": False,
+        "tie_word_embeddings": False,  # stated: both -hf checkpoints keep a separate lm_head
     }
 
 

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from workbench.models.base import FamilyAdapter, LoadedModel, ModelSpec
+from workbench.models.base import CLIP_DURATION_S, FamilyAdapter, LoadedModel, ModelSpec
 from workbench.models.tiny import train_tokenizer
 
 if TYPE_CHECKING:
@@ -167,24 +167,31 @@ def onevision_video_tokens(n_frames: int, height: int, width: int, *, patch_size
     }
 
 
-def time_instruction(timestamps_s: "np.ndarray") -> str:
-    """LLaVA-Video's preamble naming the clip length and the time of each sampled frame.
+def time_instruction(timestamps_s: "np.ndarray", duration_s: float | None = None) -> str:
+    """LLaVA-Video's preamble naming the video's length and the time of each sampled frame.
+
+    As LLaVA-NeXT's own inference code writes it: the duration is the whole video's (its frame count / fps),
+    and no space follows the list of times. `duration_s` is that duration; a caller that does not know it
+    gets an estimate from the timestamps (the last frame standing for one more sampling interval).
 
     >>> import numpy as np
-    >>> text = time_instruction(np.array([0.0, 1.0, 2.0]))
+    >>> text = time_instruction(np.array([0.0, 1.0, 2.0]), duration_s=3.2)
     >>> text[:78]
-    'The video lasts for 3.00 seconds, and 3 frames are uniformly sampled from it. '
-    >>> text[78:125]
-    'These frames are located at 0.00s,1.00s,2.00s. '
+    'The video lasts for 3.20 seconds, and 3 frames are uniformly sampled from it. '
+    >>> text[78:]
+    'These frames are located at 0.00s,1.00s,2.00s.Please answer the following questions related to this video.'
+    >>> time_instruction(np.array([0.0, 1.0, 2.0]))[:32]
+    'The video lasts for 3.00 seconds'
     """
     import numpy as np
 
     times = np.asarray(timestamps_s, dtype=float)
-    step = float(np.median(np.diff(times))) if times.size > 1 else 0.0
-    duration = float(times[-1]) + step  # the last frame stands for one more sampling interval
+    if duration_s is None:
+        step = float(np.median(np.diff(times))) if times.size > 1 else 0.0
+        duration_s = float(times[-1]) + step
     located = ",".join(f"{t:.2f}s" for t in times)
-    return (f"The video lasts for {duration:.2f} seconds, and {times.size} frames are uniformly sampled "
-            f"from it. These frames are located at {located}. Please answer the following questions "
+    return (f"The video lasts for {duration_s:.2f} seconds, and {times.size} frames are uniformly sampled "
+            f"from it. These frames are located at {located}.Please answer the following questions "
             f"related to this video.")
 
 
@@ -331,7 +338,7 @@ class LlavaOnevisionAdapter(FamilyAdapter):
         """One user turn: the video then the prompt (LLaVA-Video: time instruction first when timed)."""
         processor = loaded.processor
         if loaded.spec.model_id in _TIME_INSTRUCTION_IDS and timestamps_s is not None and len(timestamps_s):
-            prompt = f"{time_instruction(timestamps_s)}\n{prompt}"
+            prompt = f"{time_instruction(timestamps_s, CLIP_DURATION_S.get())}\n{prompt}"
         conversation = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
         text = processor.apply_chat_template(conversation, add_generation_prompt=True)
         return processor(text=text, videos=[list(frames)], return_tensors="pt")

@@ -334,7 +334,8 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
             picks = np.flatnonzero(frames.window_ids == local)
             clip, times = frames.frames[picks], frames.timestamps_s[picks]
             with memory.around_every_call():
-                record = loaded.describe(clip, times, prompt=prompt, generation=generation)
+                record = loaded.describe(clip, times, prompt=prompt, generation=generation,
+                                         duration_s=float(w_end - w_start))
             window = offset + local
             notes += [n for n in record.notes if n not in notes]
             calls.append(_call_row(window, record))
@@ -375,7 +376,8 @@ def _whole_clip(loaded: "LoadedModel", path: Path, span_s: float, settings: Time
                               max_side=settings.max_side or None)
     prompt = settings.prompt or TIMESTAMP_PROMPT.format(last=n_rows - 1, end=n_rows)
     with memory.around_every_call():
-        record = loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings))
+        record = loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings),
+                                 duration_s=span_s)
     notes = list(dict.fromkeys([*frames.notes, *record.notes]))
     if memory.needs_rerun:
         with memory:
