@@ -208,7 +208,10 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     n_train_windows = len(train_windows)
     del train_windows, val_windows  # their full-size frames are no longer needed (GBs for the whole set)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe_.learning_rate, weight_decay=0.01)
+    vision = [p for n, p in model.named_parameters() if n.startswith(("model.visual.", "vision_model.", "qformer."))]
+    other = [p for n, p in model.named_parameters() if not n.startswith(("model.visual.", "vision_model.", "qformer."))]
+    optimizer = torch.optim.AdamW([{"params": vision, "scale": recipe_.vision_lr_scale}, {"params": other, "scale": 1.0}],
+                                  lr=recipe_.learning_rate, weight_decay=recipe_.weight_decay)
     order_rng = random.Random(recipe_.seed)
     order: list[int] = []
     losses: list[float] = []
@@ -222,7 +225,7 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
         rows, order = order[:recipe_.batch_size], order[recipe_.batch_size:]
         batch = assemble(recipe_, processor, encoded, rows, [train_sentences[r] for r in rows])
         for group in optimizer.param_groups:
-            group["lr"] = _lr(step, recipe_)
+            group["lr"] = _lr(step, recipe_) * group["scale"]
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
