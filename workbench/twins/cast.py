@@ -43,7 +43,7 @@ class Recipe:
 
 CAST: dict[str, Recipe] = {r.name: r for r in (
     Recipe("twin-qwen2-vl-video", "qwen2_vl", "video twin: sees two frames per second, says what moves where",
-           "reference", 2, steps=1000, warmup_steps=50, vision_lr_scale=0.1, weight_decay=0.1),
+           "reference", 2, steps=2500, warmup_steps=50, vision_lr_scale=0.1, weight_decay=0.1),
     Recipe("twin-blip2-frame", "blip2", "per-frame twin: one frame per second as an image, no motion",
            "frame", 1, steps=250, prompt=""),
     Recipe("twin-qwen2-vl-generic", "qwen2_vl", "generic twin: trained on vague sentences that fit any scene",
