@@ -38,7 +38,8 @@ def card_text(card: dict[str, Any]) -> str:
         f"{data['test_seeds'][0]}-{data['test_seeds'][1]} (never trained on)", "",
         "## Training", "",
         f"- {recipe['steps']} AdamW steps, batch {recipe['batch_size']}, learning rate {recipe['learning_rate']} "
-        f"(warmup {recipe['warmup_steps']}, cosine), seed {recipe['seed']}, {card['threads']} CPU threads, "
+        f"(warmup {recipe['warmup_steps']}, cosine; vision tower x{recipe.get('vision_lr_scale', 1.0)}), weight decay "
+        f"{recipe.get('weight_decay', 0.01)}, seed {recipe['seed']}, {card['threads']} CPU thread(s), "
         f"torch {card['torch']}, transformers {card['transformers']}",
         f"- {card['n_params']:,} parameters; {card['train_seconds'] / 60:.1f} min on a shared 2-core CPU",
         "- training loss (mean of each 10 steps, every 10th value): "
@@ -57,6 +58,12 @@ def card_text(card: dict[str, Any]) -> str:
                     "recall_appears", "recall_disappears", "recall_changes_colour", "genericness", "specificity",
                     "staticness", "bleu_4", "cider", "success_rate", "quality_score"):
             lines.append(f"| {key} | {_fmt(test.get(key))} | {_fmt(demo.get(key))} |")
+        pointing = held.get("pointing")
+        if pointing:
+            lines += ["", f"Pointing game ({pointing['scenes']} test scenes; share of object words whose attention "
+                      "peak overlaps the object's box, beside chance): "
+                      + "; ".join(f"{r['aggregation']} {r['score']:.2f} (chance {r['chance']:.2f}, {r['words']} words)"
+                                  for r in pointing["by_aggregation"])]
         lines += ["", f"Target: {TARGETS.get(card['name'], '')}.", "", "Examples (test scenes):", ""]
         for example in held.get("examples", []):
             lines += [f"- {example['video']} second {example['second']}: \"{example['caption']}\" "
