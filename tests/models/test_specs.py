@@ -8,7 +8,8 @@ from workbench.models import registry
 from workbench.weights import count_weights, meta_model, weight_bytes
 
 # Published checkpoints (trained twins, made here, have no published size)
-NATIVE = [m for m in registry.model_ids(include_unsupported=False) if registry.get(m)[1].published_params]
+TWINS = {m for ids in registry.TRAINED_TWINS.values() for m in ids}
+NATIVE = [m for m in registry.model_ids(include_unsupported=False) if m not in TWINS]
 
 # Published sizes quoted by the issue / MODEL_NOTES (the specs carry them too; this pins the important ones).
 PUBLISHED = {
