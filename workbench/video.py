@@ -1,11 +1,18 @@
 """Decode only the frames a model will see: uniform, fixed-fps or per-window sampling with decord.
 
-Every call first checks the file with PyAV, because decord (decord2 3.4 as much as decord 0.6) on a
+Every frame returned is first checked with PyAV, because decord (decord2 3.4 as much as decord 0.6) on a
 damaged file either fails with an opaque C++ message, silently returns fewer frames than the file
 claims, or returns concealed garbage or wrong frames without complaint (benchmarks/decord_integrity.py
 and docs/video_benchmark.md list the cases). The check reads the packet index (no decoding) and then
 decodes, strictly, just the groups of pictures that hold the requested frames; decord then decodes and
-resizes those frames. Any problem with the file becomes a `VideoError` that names it and what is wrong.
+resizes those frames, and its pictures are compared with PyAV's. Any problem with the file becomes a
+`VideoError` that names it and what is wrong.
+
+The check is done once per file (`verify="once"`, the default): the packet index and a fingerprint of every
+frame the strict decode verified are cached (`workbench.video_cache`, keyed by the file's path, size,
+mtime and end bytes), so a later call on frames already verified decodes once, with decord, and still
+compares decord's pictures with the cached fingerprints. `verify="always"` checks on every call without
+the cache; `verify="off"` skips the strict decode and the comparison (trusted files only).
 
 Where decord cannot give the right frames although the file is fine (90/270-degree display rotation,
 some narrow sizes such as 16x512, MPEG-TS and AVI where it seeks to the wrong frames), PyAV decodes
@@ -39,6 +46,9 @@ _DURATION_SLACK_S = 1.0
 # Mean absolute difference (0-255 luma) between 8x8 block means of the same frame from PyAV and from
 # decord: about 2 when resized, 16 or more between neighbouring frames of an index video.
 _FINGERPRINT_TOLERANCE = 8.0
+# Pixel formats whose first plane is 8-bit luma (fingerprinted without scaling; see _fingerprint_frame).
+_Y8_FORMATS = frozenset({"yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p", "yuvj420p",
+                         "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p", "nv12", "nv21", "nv16", "gray"})
 # Frames per decord get_batch call; the copy out of each chunk is what the peak adds beyond the result.
 _DECODE_CHUNK = 8
 # Packets to feed the decoder while looking for a first frame to read the rotation from.
@@ -48,6 +58,10 @@ _FIRST_FRAME_PACKETS = 16
 _PYAV_CONTAINERS = frozenset({"mpegts", "avi"})
 ShortClipPolicy = Literal["repeat", "all", "error"]
 SHORT_CLIP_POLICIES: tuple[str, ...] = ("repeat", "all", "error")
+# once: strict PyAV check of each frame the first time it is asked for, cached per file (the default);
+# always: the check on every call, no cache; off: no strict decode, no picture comparison (trusted files).
+VerifyPolicy = Literal["once", "always", "off"]
+VERIFY_POLICIES: tuple[str, ...] = ("once", "always", "off")
 
 
 class ShortClipWarning(UserWarning):
@@ -220,7 +234,8 @@ def _inspect(path: str | Path) -> _StreamIndex:
         pts = np.sort(decode_order)
         # Frame 0 always counts: a damaged stream may flag no keyframe at all, and decoding from the
         # start is then the only way in.
-        keyframes = np.union1d([0], np.searchsorted(pts, decode_order[key_positions]))
+        # (sorted in Python: np.union1d's first call in a process imports numpy.dtypes, 0.1 s of CPU)
+        keyframes = np.array(sorted({0, *np.searchsorted(pts, decode_order[key_positions]).tolist()}), np.int64)
         return _StreamIndex(info, pts, keyframes, stream.time_base)
 
 
@@ -257,13 +272,70 @@ def _check_not_truncated(path: Path, container, stream, n_frames: int, fps: floa
         )
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Frame count, rate, size, rotation and codec of a video; raises VideoError if it is unusable."""
-    return _inspect(path).info
+def probe(path: str | Path, *, verify: VerifyPolicy = "once") -> VideoInfo:
+    """Frame count, rate, size, rotation and codec of a video; raises VideoError if it is unusable.
+
+    The packet index behind it is cached per file unless `verify="always"`.
+    """
+    known = _known(path, verify)
+    known.save()
+    return known.index.info
+
+
+@dataclass
+class _Known:
+    """A file's packet index and the fingerprints of its frames verified so far (cache-backed)."""
+
+    index: _StreamIndex
+    fingerprints: dict[int, np.ndarray]
+    key: str | None  # video_cache.file_key; None: not cached (verify="always", or unreadable)
+    unsaved: bool = False  # learned something the cache does not hold yet
+
+    def remember(self, fingerprints: dict[int, np.ndarray]) -> None:
+        self.fingerprints.update(fingerprints)
+        self.unsaved = self.unsaved or bool(fingerprints)
+
+    def save(self) -> None:
+        """Write the entry once per call, after the check (one small file write, no fsync)."""
+        if self.unsaved and self.key is not None:
+            from workbench import video_cache
+
+            video_cache.save(self.index.info.path, self.key, _entry(self.index, self.fingerprints))
+        self.unsaved = False
+
+
+def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
+    """The file's packet index (from the cache when this file, unchanged, was read before) and verified frames."""
+    from workbench import video_cache
+
+    if verify not in VERIFY_POLICIES:
+        raise VideoError(path, f"unknown verify policy {verify!r}; choose one of {', '.join(VERIFY_POLICIES)}")
+    if verify == "always":
+        return _Known(_inspect(path), {}, None)
+    key = video_cache.file_key(path)
+    stored = video_cache.load(path, key)
+    if stored is not None:
+        info = VideoInfo(path=Path(path), **stored.info)
+        return _Known(_StreamIndex(info, stored.pts, stored.keyframes,
+                                   Fraction(*stored.time_base) if stored.time_base else None),
+                      stored.fingerprints, key)
+    index = _inspect(path)  # raises VideoError for a missing, empty or damaged file: nothing is cached
+    return _Known(index, {}, key, unsaved=True)
+
+
+def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray]):
+    from dataclasses import asdict
+
+    from workbench import video_cache
+
+    info = {k: v for k, v in asdict(index.info).items() if k != "path"}
+    time_base = (index.time_base.numerator, index.time_base.denominator) if index.time_base else None
+    return video_cache.Entry(info, index.pts, np.asarray(index.keyframes, np.int64), time_base, fingerprints)
 
 
 def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) -> dict[int, np.ndarray]:
-    """Decode the frames `wanted` (sorted, unique) strictly with PyAV; return an 8x8 luma fingerprint of each.
+    """Decode the frames `wanted` (sorted, unique) strictly with PyAV; return an 8x8 luma fingerprint of each,
+    and of every other frame decoded clean on the way (the cache keeps them all as verified).
 
     Mirrors what decord will do (seek to the keyframe before a frame, decode forward), so damage in
     the frames we will return surfaces here as an error instead of coming back as concealed garbage.
@@ -272,9 +344,9 @@ def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) 
     fingerprints: dict[int, np.ndarray] = {}
 
     def keep(frame_index: int, frame) -> None:
-        fingerprints[frame_index] = _fingerprint(frame.reformat(width=64, height=64, format="gray").to_ndarray())
+        fingerprints[frame_index] = _fingerprint_frame(frame)
 
-    _decode_strict(path, index, wanted, keep)
+    _decode_strict(path, index, wanted, keep, passed=keep)
     return fingerprints
 
 
@@ -301,8 +373,11 @@ def _decode_pyav(
     return frames, _fallback_starts(index, indices)
 
 
-def _decode_strict(path: Path, index: _StreamIndex, wanted: list[int], keep) -> None:
-    """Decode the frames `wanted` (sorted, unique) with PyAV, failing on any bitstream error; keep(i, frame) each."""
+def _decode_strict(path: Path, index: _StreamIndex, wanted: list[int], keep, passed=None) -> None:
+    """Decode the frames `wanted` (sorted, unique) with PyAV, failing on any bitstream error; keep(i, frame) each.
+
+    `passed(i, frame)`, if given, also sees each frame decoded clean before a wanted one.
+    """
     with _open_container(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.options = dict(_STRICT_DECODE)
@@ -310,7 +385,7 @@ def _decode_strict(path: Path, index: _StreamIndex, wanted: list[int], keep) -> 
         pending = list(wanted)
         seek = index.pts is not None
         while pending:
-            pending, overshot = _decode_run(path, container, stream, index, pending, seek, keep)
+            pending, overshot = _decode_run(path, container, stream, index, pending, seek, keep, passed)
             if overshot:
                 if not seek:
                     raise VideoError(path, f"frame {pending[0]} cannot be decoded (the decoder skips it)")
@@ -323,13 +398,40 @@ def _fingerprint(luma: np.ndarray) -> np.ndarray:
     height, width = luma.shape
     row_starts = np.searchsorted(np.arange(height) * 8 // height, np.arange(8))
     col_starts = np.searchsorted(np.arange(width) * 8 // width, np.arange(8))
-    sums = np.add.reduceat(np.add.reduceat(luma.astype(np.float64), row_starts, axis=0), col_starts, axis=1)
+    sums = np.add.reduceat(np.add.reduceat(luma, row_starts, axis=0, dtype=np.float64), col_starts, axis=1)
     counts = np.outer(np.diff(row_starts, append=height), np.diff(col_starts, append=width))
     return sums / counts
 
 
+def _fingerprint_frame(frame) -> np.ndarray:
+    """`_fingerprint` of a decoded PyAV frame's luma, on the same 0-255 scale as `_fingerprint_rgb`.
+
+    Read from the frame's 8-bit Y plane where it has one (scaling to 64x64 grey with swscale cost more
+    than decoding the frame), limited-range Y stretched to full range as an RGB conversion does.
+    """
+    name = frame.format.name
+    if name not in _Y8_FORMATS:
+        return _fingerprint(frame.reformat(width=64, height=64, format="gray").to_ndarray())
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    means = _fingerprint(luma)
+    full_range = name.startswith("yuvj") or name == "gray" or frame.color_range == 2  # 2: AVCOL_RANGE_JPEG
+    return means if full_range else (means - 16) * (255 / 219)
+
+
 def _fingerprint_rgb(rgb: np.ndarray) -> np.ndarray:
-    return _fingerprint(rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    """`_fingerprint` of the luma of a (H, W, 3) uint8 RGB image.
+
+    Block means of luma are luma of the blocks' channel means (luma is linear), so the sums run on the
+    uint8 pixels directly: no float copy of a whole frame (that cost 40 ms a 720p frame).
+    """
+    height, width = rgb.shape[:2]
+    row_starts = np.searchsorted(np.arange(height) * 8 // height, np.arange(8))
+    col_starts = np.searchsorted(np.arange(width) * 8 // width, np.arange(8))
+    sums = np.add.reduceat(np.add.reduceat(rgb, row_starts, axis=0, dtype=np.uint32), col_starts, axis=1,
+                           dtype=np.uint64)
+    counts = np.outer(np.diff(row_starts, append=height), np.diff(col_starts, append=width))
+    return (sums.astype(np.float64) @ np.array([0.299, 0.587, 0.114])) / counts
 
 
 def _keyframe_before(index: _StreamIndex, frame: int) -> int:
@@ -338,7 +440,7 @@ def _keyframe_before(index: _StreamIndex, frame: int) -> int:
 
 def _decode_run(
     path: Path, container, stream, index: _StreamIndex, pending: list[int], seek: bool,
-    keep,
+    keep, passed=None,
 ) -> tuple[list[int], bool]:
     """Decode forward from the keyframe before pending[0] (or from the start when not seeking).
 
@@ -361,6 +463,8 @@ def _decode_run(
                 if frame_index < 0:
                     return pending, True  # a frame time not in the packet index: count from the start instead
                 if frame_index < pending[0]:
+                    if passed is not None and not frame.is_corrupt:
+                        passed(frame_index, frame)
                     continue
                 if frame_index > pending[0]:
                     return pending, True
@@ -510,23 +614,33 @@ def _read(
     window_ids: list[int] | None = None,
     windows: list[tuple[float, float]] | None = None,
     notes: list[str] | None = None,
+    known: _Known | None = None,
+    verify: VerifyPolicy = "always",
 ) -> Frames:
     path = Path(path)
     info = index.info
     notes = list(notes or [])
+    known = known or _Known(index, {}, None)
     try:
         size = sampling.target_size(info.display_width, info.display_height, max_side=max_side, max_pixels=max_pixels)
     except ValueError as err:
         raise VideoError(path, str(err)) from err
     reason = _pyav_reason(info)
     if reason is None:
-        references = _reference_fingerprints(path, index, sorted(set(indices)))
+        references = None
+        if verify != "off":
+            unverified = sorted(set(indices) - set(known.fingerprints))
+            if unverified:
+                known.remember(_reference_fingerprints(path, index, unverified))
+            references = known.fingerprints
         try:
             frames, starts = _decode(path, index, indices, size)
-            _check_same_pictures(info, indices, frames, references)
+            if references is not None:
+                _check_same_pictures(info, indices, frames, references)
         except _DecordFailed as failure:
             frames = None  # release decord's frames before PyAV allocates its own
             reason = str(failure)
+    known.save()
     if reason is not None:
         frames, starts = _decode_pyav(path, index, indices, size)
         notes.append(f"decoded with PyAV: {reason}")
@@ -541,11 +655,12 @@ def _read(
     )
 
 
-def _plan(path: str | Path, make_indices) -> tuple[_StreamIndex, Any]:
-    """Inspect the file, then compute its indices; argument errors become VideoErrors naming the file."""
-    index = _inspect(path)
+def _plan(path: str | Path, make_indices, verify: VerifyPolicy) -> tuple[_Known, Any]:
+    """Inspect the file (or recall it), then compute its indices; argument errors become VideoErrors naming
+    the file."""
+    known = _known(path, verify)
     try:
-        return index, make_indices(index.info)
+        return known, make_indices(known.index.info)
     except ValueError as err:
         raise VideoError(path, str(err)) from err
 
@@ -556,14 +671,14 @@ def _plan(path: str | Path, make_indices) -> tuple[_StreamIndex, Any]:
 
 def sample_uniform(
     path: str | Path, n: int, *, max_side: int | None = None, max_pixels: int | None = None,
-    short_clip: ShortClipPolicy = "repeat",
+    short_clip: ShortClipPolicy = "repeat", verify: VerifyPolicy = "once",
 ) -> Frames:
     """`n` frames at the centres of `n` equal segments of the whole video.
 
     A clip with fewer than `n` frames follows `short_clip` (with a ShortClipWarning and a note):
     "repeat" (default) returns exactly `n` frames, each real frame repeated in time order with its true
     index and timestamp, for models that need a fixed count; "all" returns every frame once;
-    "error" raises.
+    "error" raises. `verify` (all samplers): see the module doc.
     """
     if short_clip not in SHORT_CLIP_POLICIES:
         raise VideoError(path, f"unknown short_clip policy {short_clip!r}; choose one of {', '.join(SHORT_CLIP_POLICIES)}")
@@ -580,10 +695,10 @@ def sample_uniform(
                      f"make {n} (short_clip='repeat')")
         return sampling.uniform_indices(info.n_frames, n, allow_repeats=True)
 
-    index, indices = _plan(path, indices_for)
+    known, indices = _plan(path, indices_for, verify)
     for note in notes:
         warnings.warn(f"{path}: {note}", ShortClipWarning, stacklevel=2)
-    return _read(path, index, indices, max_side, max_pixels, notes=notes)
+    return _read(path, known.index, indices, max_side, max_pixels, notes=notes, known=known, verify=verify)
 
 
 def sample_fps(
@@ -595,15 +710,17 @@ def sample_fps(
     end_s: float | None = None,
     max_side: int | None = None,
     max_pixels: int | None = None,
+    verify: VerifyPolicy = "once",
 ) -> Frames:
     """Frames every 1/`fps` seconds over [start_s, end_s), thinned uniformly to `max_frames` if given."""
-    index, indices = _plan(
+    known, indices = _plan(
         path,
         lambda info: sampling.fps_indices(
             info.fps, info.n_frames, fps, start_s=start_s, end_s=end_s, max_frames=max_frames
         ),
+        verify,
     )
-    return _read(path, index, indices, max_side, max_pixels)
+    return _read(path, known.index, indices, max_side, max_pixels, known=known, verify=verify)
 
 
 def sample_windows(
@@ -615,15 +732,18 @@ def sample_windows(
     end_s: float | None = None,
     max_side: int | None = None,
     max_pixels: int | None = None,
+    verify: VerifyPolicy = "once",
 ) -> Frames:
     """`frames_per_window` frames from each `window_s`-second window (for per-second descriptions)."""
-    index, plan = _plan(
+    known, plan = _plan(
         path,
         lambda info: sampling.window_plan(
             info.fps, info.n_frames, window_s, frames_per_window, start_s=start_s, end_s=end_s
         ),
+        verify,
     )
-    return _read(path, index, plan.indices, max_side, max_pixels, plan.window_ids, plan.windows)
+    return _read(path, known.index, plan.indices, max_side, max_pixels, plan.window_ids, plan.windows,
+                 known=known, verify=verify)
 
 
 def sample(path: str | Path, mode: SampleMode, **kwargs: Any) -> Frames:
