@@ -79,6 +79,9 @@ class Run:
 
     def finish(self) -> None:
         """Mark a standalone run finished (the runner does this itself for runs it manages)."""
+        from workbench import page
+
+        page.finish(self)  # the run's warnings: once per kind, collapsed at the end, kept in warnings.log
         if not self.standalone:
             return
         record = json.loads((self.dir / "manifest.json").read_text())
@@ -109,4 +112,7 @@ def open_run(run_dir: str, notebook: str, namespace: dict[str, Any]) -> Run:
     if standalone:
         manifest.write_manifest(directory / "manifest.json",
                                 manifest.start_manifest(notebook, values, directory.name, runner="notebook"))
+    from workbench import page
+
+    page.start(run)  # readable tables, warnings into the run folder's log, provenance for standalone runs
     return run

@@ -65,19 +65,20 @@ def memory_after_load(table: "pd.DataFrame") -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from workbench.units import MiB
+    from workbench.units import byte_unit
 
     ok = table[table["status"] == "ok"].copy()
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * ok["model_id"].nunique() + 3), 4))
     if ok.empty:
         ax.text(0.5, 0.5, "no model loaded", ha="center", va="center")
         return fig
-    ok["measured (MiB)"] = ok["memory_bytes"] / MiB
-    ok["predicted (MiB)"] = ok["predicted_weight_bytes"] / MiB
-    sns.barplot(ok, x="model_id", y="measured (MiB)", hue="quantization", ax=ax)
-    sns.stripplot(ok, x="model_id", y="predicted (MiB)", hue="quantization", dodge=True, marker="D",
-                  color="black", legend=False, ax=ax, size=5)
-    ax.set_ylabel("memory after load (MiB)")
+    unit, size = byte_unit(list(ok["memory_bytes"]) + list(ok["predicted_weight_bytes"]))
+    ok[f"measured ({unit})"] = ok["memory_bytes"] / size
+    ok[f"predicted ({unit})"] = ok["predicted_weight_bytes"] / size
+    sns.barplot(ok, x="model_id", y=f"measured ({unit})", hue="quantization", ax=ax)
+    sns.stripplot(ok, x="model_id", y=f"predicted ({unit})", hue="quantization", dodge=True, marker="D",
+                  palette={q: "black" for q in ok["quantization"].unique()}, legend=False, ax=ax, size=5)
+    ax.set_ylabel(f"memory after load ({unit})")
     ax.set_title("memory after load: bars measured, black diamonds predicted from the architecture")
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()

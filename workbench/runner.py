@@ -195,7 +195,7 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
         if STOP.is_set():
             raise InterruptedError(stop_reason())
         papermill.execute_notebook(
-            str(nb_path), str(partial), parameters={**values, "run_dir": str(run_dir)},
+            str(nb_path), str(partial), parameters={**values, "run_dir": os.path.relpath(run_dir, paths.REPO_ROOT)},
             kernel_name=kernel_name, cwd=str(paths.REPO_ROOT), progress_bar=False,
             execution_timeout=cell_timeout_s, request_save_on_cell_execute=True,
         )
@@ -301,8 +301,12 @@ def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | 
     secrets = manifest.secret_values()
     partial = run_dir / PARTIAL_NAME
     notebook_text = None
+    record["weights"] = _weights(record.get("parameters") or {}, record.get("inputs", []))
     if partial.exists():
-        notebook_text = manifest.redact(partial.read_text(encoding="utf-8"), secrets)
+        from workbench import page  # provenance header cell at the top of the shared page
+
+        notebook_text = manifest.redact(page.add_header(partial.read_text(encoding="utf-8"),
+                                                        {**record, "status": status}, run_dir), secrets)
         atomic.write_text(run_dir / "notebook.ipynb", notebook_text)
         partial.unlink()
     for path in sorted(run_dir.rglob("*")):  # results, figures, inputs.json, params.yaml, logs
@@ -318,7 +322,6 @@ def finish_run(run_dir: Path, record: dict[str, Any], status: str, error: str | 
         known = {i["path"] for i in record.get("inputs", [])}
         record["inputs"] = record.get("inputs", []) + [
             i for i in json.loads(context_inputs.read_text()) if i["path"] not in known]
-    record["weights"] = _weights(record.get("parameters") or {}, record.get("inputs", []))
     record["frames"] = sampled_frames(run_dir)
     record.update(
         status=status,

@@ -143,5 +143,31 @@ def summary(maps: AttentionMaps) -> dict[str, Any]:
         "eager_transient_bytes": capture.eager_transient_bytes,
         "mean_visual_mass": float(profile["mass"].sum()),
         "top_frame": int(profile.loc[profile["share"].idxmax(), "frame"]) if len(profile) else None,
+        "frame_focus": frame_focus(profile["share"].to_numpy(), profile["time_s"].to_numpy()),
         "capture_seconds": capture.seconds,
     }
+
+
+def frame_focus(shares: "np.ndarray", times_s: "np.ndarray", stands_out: float = 1.5) -> str:
+    """In words, whether one frame drew more of the attention than the others: a frame stands out when its
+    share is at least `stands_out` times the uniform share 1/T (shares: (T,) summing to about 1).
+
+    >>> frame_focus(np.full(8, 0.125), np.arange(8) * 0.5)
+    'no frame stands out: every frame gets 12.5% ± 0.0 points (uniform would be 12.5%)'
+    >>> frame_focus(np.array([0.1, 0.6, 0.3]), np.array([0.0, 1.0, 2.0]))
+    'frame 1 (1 s) stands out: 60% of the attention, 1.8x uniform (33.3%)'
+    """
+    from workbench.units import format_number, format_percent
+
+    shares = np.asarray(shares, dtype=float)
+    if not len(shares) or not np.isfinite(shares).all() or shares.sum() <= 0:
+        return "no attention on the frames to compare"
+    shares = shares / shares.sum()
+    uniform = 1.0 / len(shares)
+    top = int(shares.argmax())
+    if shares[top] < stands_out * uniform:
+        spread = 100 * float(np.abs(shares - uniform).max())
+        return (f"no frame stands out: every frame gets {format_percent(uniform)} ± {spread:.1f} points "
+                f"(uniform would be {format_percent(uniform)})")
+    return (f"frame {top} ({format_number(float(times_s[top]))} s) stands out: {format_percent(shares[top])} of "
+            f"the attention, {shares[top] / uniform:.1f}x uniform ({format_percent(uniform)})")

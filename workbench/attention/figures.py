@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 def _word_label(maps: "AttentionMaps", word: int | None) -> str:
     if word is None:
         return "whole caption"
-    return f"word {word} {maps.capture.words.loc[word, 'text']!r}"
+    from workbench.units import printable
+
+    return f"word {word} {printable(repr(maps.capture.words.loc[word, 'text']))}"  # byte tokens read as <0x02>
 
 
 def frame_strip(maps: "AttentionMaps", word: int | None = None, layer: int | str = "mean",
@@ -32,23 +34,36 @@ def frame_strip(maps: "AttentionMaps", word: int | None = None, layer: int | str
     share = (frame_level.groupby("frame")["share"].mean().to_numpy() if word is None
              else frame_level.query("word == @word")["share"].to_numpy())
     picks = np.linspace(0, len(grids) - 1, min(max_frames, len(grids))).round().astype(int)
-    vmax = float(grids.max()) or 1.0
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    # Colour by the cell's attention relative to a uniform spread over every cell of the clip (1 = uniform);
+    # a cell is drawn more opaque the more it exceeds uniform, so frames stay visible where nothing stands out.
+    uniform = float(grids.sum()) / grids.size if grids.size else 1.0
+    relative = grids / uniform if uniform > 0 else grids
+    top = max(2.0, float(relative.max()))
+    norm = Normalize(vmin=0.0, vmax=top)
+    cmap = colormaps["magma"]
     fig, axes = plt.subplots(1, len(picks), figsize=(2.2 * len(picks), 2.4), squeeze=False)
     height, width = maps.frames.shape[1:3]
     x0, y0, x1, y1 = maps.layout.box
-    image = None
     for ax, f in zip(axes[0], picks):
         ax.imshow(maps.frames[f], extent=(0, width, height, 0))
-        image = ax.imshow(grids[f], cmap="magma", alpha=0.6, vmin=0, vmax=vmax, interpolation="nearest",
-                          extent=(x0 * width, x1 * width, y1 * height, y0 * height))
+        overlay = cmap(norm(relative[f]))
+        overlay[..., 3] = 0.75 * np.clip((relative[f] - 1.0) / (top - 1.0), 0.0, 1.0)  # at or below uniform: clear
+        ax.imshow(overlay, interpolation="nearest", extent=(x0 * width, x1 * width, y1 * height, y0 * height))
         ax.set_xlim(0, width)
         ax.set_ylim(height, 0)
         ax.set_title(f"{maps.timestamps_s[f]:.1f}s · {share[f]:.0%}", fontsize=8)
         ax.axis("off")
-    if image is not None:
-        fig.colorbar(image, ax=axes[0].tolist(), fraction=0.02, pad=0.01, label="attention")
+    if len(picks):
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(), fraction=0.02, pad=0.01,
+                           label="x uniform")
+        bar.ax.axhline(1.0, color="cyan", linewidth=1.5)  # the uniform level: cells at or below it are not tinted
     fig.suptitle(f"{_word_label(maps, word)}; layer {layer}, head {head}; patch cells total "
-                 f"{grids.sum():.2f} of the attention", fontsize=9)
+                 f"{grids.sum():.2f} of the attention; {aggregate.frame_focus(share, maps.timestamps_s)}",
+                 fontsize=9)
     return fig
 
 
@@ -86,8 +101,11 @@ def layer_frame_heatmap(maps: "AttentionMaps", head: int | str = "mean") -> "Fig
 
     table = aggregate.layer_frame_table(maps, head)
     grid = table.pivot(index="layer", columns="time_s", values="share")
+    relative = grid * grid.shape[1]  # 1 = the uniform share 1/T: white; more red, less blue
+    reach = max(1.0, float((relative - 1.0).abs().max().max()))
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * grid.shape[1] + 2), max(2.2, 0.3 * grid.shape[0] + 1.2)))
-    sns.heatmap(grid, ax=ax, cmap="magma", cbar_kws={"label": "share of visual attention"},
+    sns.heatmap(relative, ax=ax, cmap="RdBu_r", center=1.0, vmin=max(0.0, 1.0 - reach), vmax=1.0 + reach,
+                cbar_kws={"label": "share of visual attention / uniform (1 = uniform)"},
                 xticklabels=[f"{t:.1f}" for t in grid.columns])
     ax.set_xlabel("frame time (s)")
     ax.set_ylabel("LLM layer")

@@ -400,11 +400,9 @@ class Explorer:
         strip = _figure(figures.frame_strip, maps, word, layer, head)
         per_word = _figure(figures.word_timeline, maps, layer, head)
         progress(1, 1, "captured")
-        top = summary["top_frame"]
         message = (f"Caption {summary['caption']!r}: {summary['words']} tokens over {summary['frames']} frames, "
-                   f"{len(summary['layers_captured'])} layers captured. On average the caption looked most at "
-                   f"frame {top} ({maps.timestamps_s[top]:.1f} s); "
-                   f"{summary['mean_visual_mass']:.0%} of its attention went to the video.")
+                   f"{len(summary['layers_captured'])} layers captured. Over the caption, "
+                   f"{summary['frame_focus']}; {summary['mean_visual_mass']:.0%} of its attention went to the video.")
         return ActionResult("attention", "ok", message,
                             tables={"attention_words": aggregate.word_summary(maps, layer, head),
                                     "attention_word_frames": aggregate.frame_table(maps, layer, head),

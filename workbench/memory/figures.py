@@ -9,16 +9,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _gib(values: "pd.Series") -> "pd.Series":
-    from workbench.units import GiB
-
-    return values.astype(float) / GiB
-
-
 def _budget_label(gib: float) -> str:
-    from workbench.units import format_bytes, from_gib
+    from workbench.units import format_gib
 
-    return f"{gib:g} GiB" if gib >= 1 else format_bytes(from_gib(gib))
+    return format_gib(gib)
 
 
 def peak_vs_frames(table: "pd.DataFrame", budgets_gib: list[float]) -> "Figure":
@@ -32,27 +26,35 @@ def peak_vs_frames(table: "pd.DataFrame", budgets_gib: list[float]) -> "Figure":
     sns.set_theme(style="whitegrid")
     data = table.copy()
     data["panel"] = data["frame_size"] + " / " + data["max_pixels"].map(lambda c: f"cap {c}" if c else "no cap")
-    data["predicted (GiB)"] = _gib(data["predicted_peak_bytes"])
+    from workbench.units import GiB, byte_unit, format_number
+
+    measured_bytes = list(data["peak_bytes"].dropna()) if "peak_bytes" in data else []
+    unit, size = byte_unit(list(data["predicted_peak_bytes"]) + measured_bytes)  # axis and budgets share it
+    data[f"predicted ({unit})"] = data["predicted_peak_bytes"].astype(float) / size
     panels = list(dict.fromkeys(data["panel"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False, sharey=True)
     for ax, panel in zip(axes.flat, panels):
         part = data[data["panel"] == panel]
-        sns.lineplot(part, x="frames", y="predicted (GiB)", hue="quantization", style="attn_implementation",
+        sns.lineplot(part, x="frames", y=f"predicted ({unit})", hue="quantization", style="attn_implementation",
                      markers=False, ax=ax, legend=ax is axes.flat[0])
         if "peak_bytes" in part and part["peak_bytes"].notna().any():
             measured = part[part["peak_bytes"].notna()].copy()
-            measured["measured (GiB)"] = _gib(measured["peak_bytes"])
-            sns.scatterplot(measured, x="frames", y="measured (GiB)", hue="quantization",
+            measured[f"measured ({unit})"] = measured["peak_bytes"].astype(float) / size
+            sns.scatterplot(measured, x="frames", y=f"measured ({unit})", hue="quantization",
                             style="attn_implementation", s=60, ax=ax, legend=False)
         for gib in budgets_gib:
-            ax.axhline(gib, color="black", linestyle=":", linewidth=1)
-            ax.text(1.0, gib, f"budget {_budget_label(gib)} ", va="bottom", ha="right", fontsize=8,
+            level = gib * GiB / size
+            ax.axhline(level, color="black", linestyle=":", linewidth=1)
+            ax.text(1.0, level, f"budget {format_number(level)} {unit} ", va="bottom", ha="right", fontsize=8,
                     transform=ax.get_yaxis_transform())
         ax.set_xscale("log", base=2)
+        ticks = sorted(int(f) for f in part["frames"].unique())
+        ax.set_xticks(ticks, [str(f) for f in ticks])  # frame counts as numbers, not powers
+        ax.minorticks_off()
         if ax is axes.flat[0]:
             ax.legend(fontsize=7, loc="upper left", framealpha=0.6)
         ax.set_title(panel)
-        ax.set_ylabel("peak memory (GiB)")
+        ax.set_ylabel(f"peak memory ({unit})")
     fig.suptitle("peak memory vs frames (lines predicted, dots measured)")
     fig.tight_layout()
     return fig
@@ -69,14 +71,15 @@ def predicted_vs_measured(measured: "pd.DataFrame") -> "Figure":
     if ok.empty:
         ax.text(0.5, 0.5, "no measured configuration", ha="center", va="center", transform=ax.transAxes)
         return fig
-    from workbench.units import MiB
+    from workbench.units import byte_unit
 
-    ok["measured (MiB)"] = ok["peak_bytes"].astype(float) / MiB
-    ok["predicted (MiB)"] = ok["predicted_peak_bytes"].astype(float) / MiB
-    sns.scatterplot(ok, x="measured (MiB)", y="predicted (MiB)", hue="quantization", style="attn_implementation",
+    unit, size = byte_unit(list(ok["peak_bytes"]) + list(ok["predicted_peak_bytes"]))
+    ok[f"measured ({unit})"] = ok["peak_bytes"].astype(float) / size
+    ok[f"predicted ({unit})"] = ok["predicted_peak_bytes"].astype(float) / size
+    sns.scatterplot(ok, x=f"measured ({unit})", y=f"predicted ({unit})", hue="quantization", style="attn_implementation",
                     size="frames", ax=ax)
-    low = min(ok["measured (MiB)"].min(), ok["predicted (MiB)"].min()) * 0.95
-    high = max(ok["measured (MiB)"].max(), ok["predicted (MiB)"].max()) * 1.05
+    low = min(ok[f"measured ({unit})"].min(), ok[f"predicted ({unit})"].min()) * 0.95
+    high = max(ok[f"measured ({unit})"].max(), ok[f"predicted ({unit})"].max()) * 1.05
     ax.plot([low, high], [low, high], color="black", linewidth=1, label="y = x")
     ax.set_xlim(low, high)
     ax.set_ylim(low, high)
@@ -99,15 +102,18 @@ def breakdown_bars(breakdown: "pd.DataFrame") -> "Figure":
     ncols = min(4, len(configs))
     nrows = -(-len(configs) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False, sharey=True)
+    from workbench.units import byte_unit
+
+    unit, size = byte_unit(breakdown.groupby(["config", "frames"])["bytes"].sum())  # one unit for every panel
     present = [c for c in COMPONENTS if c in set(breakdown["component"])]
     colours = dict(zip(present, sns.color_palette("tab20", len(present))))
     for ax, config in zip(axes.flat, configs):
         part = breakdown[breakdown["config"] == config]
         wide = part.pivot_table(index="frames", columns="component", values="bytes", aggfunc="sum").fillna(0)
-        wide = wide[[c for c in present if c in wide.columns]] / 2**30
+        wide = wide[[c for c in present if c in wide.columns]] / size
         wide.plot.bar(stacked=True, ax=ax, color=[colours[c] for c in wide.columns], legend=False, width=0.8)
         ax.set_title(config, fontsize=9)
-        ax.set_ylabel("GiB at the peak phase")
+        ax.set_ylabel(f"{unit} at the peak phase")
     for ax in list(axes.flat)[len(configs):]:
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[c]) for c in present]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.memory.frontier import FrontierResult, frame_values, measured_frontier, predicted_frontier
 from workbench.memory.grid import Grid, config_label, prepare_sources
 from workbench.memory.probe import ProbeConfig
-from workbench.units import from_gib, to_gib
+from workbench.units import format_gib, from_gib, to_gib
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,7 +158,7 @@ def findings_text(found: dict[str, Any]) -> str:
              f"{found['considered']})."]
     for req in found["requirements"]:
         fit = ", ".join(req["fitting_configs"]) or "none"
-        lines.append(f"- At least {req['required_frames']} frames in {req['budget_gib']} GiB: {fit}.")
+        lines.append(f"- At least {req['required_frames']} frames in {format_gib(req['budget_gib'])}: {fit}.")
         if req["beyond_context_configs"]:
             lines.append(f"  - of these, {', '.join(req['beyond_context_configs'])} exceed the model's context "
                          f"at {req['required_frames']} frames (memory is not the limit there).")

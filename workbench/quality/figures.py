@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING, Sequence
 
+from workbench.units import printable
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -57,7 +59,7 @@ def timeline_view(table: "pd.DataFrame", thumbnails: Sequence["np.ndarray"], win
                 lines.append(f"truth: {extra['reference']}")
                 lines.append(f"mentioned {extra['n_mentioned']}/{extra['n_facts']} facts"
                              + (f"; hallucinated {extra['hallucinated']}" if extra["hallucinated"] else ""))
-        wrapped = [textwrap.fill(line, wrap) for line in lines]
+        wrapped = [textwrap.fill(printable(line), wrap) for line in lines]  # tiny twins write byte tokens
         text_ax.text(0, 0.95, wrapped[0], va="top", ha="left", fontsize=8.5, color=colour, wrap=True,
                      transform=text_ax.transAxes)
         if len(wrapped) > 1:
