@@ -274,7 +274,7 @@ class Table:
     each repeat the key columns. `repr` gives the text form; notebooks show the HTML."""
 
     def __init__(self, table: Any, key: list[str] | None = None, max_columns: int = 8,
-                 transpose: bool | None = None, digits: int = 3) -> None:
+                 transpose: bool | None = None, digits: int = 3, links: dict[str, list[str]] | None = None) -> None:
         import pandas as pd
 
         from workbench.units import humanize_table
@@ -288,6 +288,13 @@ class Table:
                                   "value": [format_cell(_nested(v), str(k), digits) for k, v in table.items()]})
         self.raw = table
         self.shown = humanize_table(table, digits).map(relative_text)
+        self.links = {}  # shown column -> (text, href) per row, drawn as links in the HTML
+        for column, hrefs in (links or {}).items():
+            if column in table.columns and len(hrefs) == len(table):
+                from workbench.units import readable_name
+
+                name = readable_name(column) if readable_name(column) in self.shown.columns else column
+                self.links[name] = list(zip(self.shown[name], hrefs))
         key = key if key is not None else [str(table.columns[0])] if len(table.columns) else []
         self.key = [c for c in key if c in table.columns]
         wide = len(table.columns) > max_columns
@@ -310,14 +317,29 @@ class Table:
     def _repr_html_(self) -> str:
         if self.shown.empty:
             return "<p><i>(no rows)</i></p>"
-        parts = [g.to_html(classes="wb-table", index=self.transpose or not _plain_index(g), escape=True,
-                           na_rep="", border=0) for g in self.groups()]
+        import html
+
+        parts = []
+        for group in self.groups():
+            cells = group.copy()
+            for column in cells.columns:
+                pairs = self.links.get(column) if not self.transpose else None
+                cells[column] = ([_link(text, href) for text, href in pairs] if pairs
+                                 else [html.escape(str(v)) for v in cells[column]])
+            parts.append(cells.to_html(classes="wb-table", index=self.transpose or not _plain_index(group),
+                                       escape=False, na_rep="", border=0))
         return "<br>".join(parts)
 
     def __repr__(self) -> str:
         if self.shown.empty:
             return "(no rows)"
         return "\n\n".join(g.to_string(index=self.transpose or not _plain_index(g)) for g in self.groups())
+
+
+def _link(text: Any, href: str) -> str:
+    import html
+
+    return f'<a href="{html.escape(href)}">{html.escape(str(text))}</a>' if href else html.escape(str(text))
 
 
 def _plain_index(frame: Any) -> bool:
@@ -351,9 +373,11 @@ def relative_text(value: Any) -> Any:
     return text
 
 
-def show(table: Any, key: list[str] | None = None, max_columns: int = 8, transpose: bool | None = None) -> Table:
-    """`table` (DataFrame, Series or dict) for reading; the last line of a notebook cell."""
-    return Table(table, key=key, max_columns=max_columns, transpose=transpose)
+def show(table: Any, key: list[str] | None = None, max_columns: int = 8, transpose: bool | None = None,
+         links: dict[str, list[str]] | None = None) -> Table:
+    """`table` (DataFrame, Series or dict) for reading; the last line of a notebook cell. `links` maps a column
+    to one relative href per row (e.g. each compared run's notebook.html)."""
+    return Table(table, key=key, max_columns=max_columns, transpose=transpose, links=links)
 
 
 # ---- provenance -------------------------------------------------------------------------------------------
@@ -375,6 +399,22 @@ def weights_label(source: Any) -> str:
     if text.startswith(("/", ".", "~")) or Path(text).exists():
         return f"local {Path(text).name}"
     return f"hub {text}"
+
+
+WEIGHT_KINDS = ("real weights", "trained twin", "tiny twin", "random weights")  # most to least telling
+
+
+def weights_kind(source: Any) -> str:
+    """The kind of weights a `source` names, for grouping runs: real weights (hub id or local folder), trained
+    twin, tiny twin or random weights.
+
+    >>> weights_kind("tiny"), weights_kind("Qwen/Qwen2-VL-2B-Instruct"), weights_kind(None)
+    ('tiny twin', 'real weights', 'unknown')
+    """
+    if source is None or (isinstance(source, float) and source != source) or source == "":
+        return "unknown"
+    label = weights_label(source)
+    return label if label in WEIGHT_KINDS else "real weights"
 
 
 def provenance_rows(record: dict[str, Any], run_dir: Path, base: Path) -> list[tuple[str, str]]:

@@ -91,8 +91,10 @@ def format_number(value: object, digits: int = 3) -> str:
     '0.00635'
     >>> format_number(0.25)
     '0.25'
-    >>> format_number(2.5e-07)
-    '0.00000025'
+    >>> format_number(2.5e-05)
+    '0.000025'
+    >>> format_number(6.5e-14)
+    '< 0.000001'
     >>> format_number(12345.678)
     '12,346'
     >>> format_number(5598304)
@@ -119,6 +121,8 @@ def format_number(value: object, digits: int = 3) -> str:
         return f"{int(number):,}"
     if number == 0:
         return "0"
+    if abs(number) < 1e-6:  # below a millionth: say so rather than print a wall of zeros
+        return "< 0.000001" if number > 0 else "> -0.000001"
     magnitude = math.floor(math.log10(abs(number)))
     decimals = max(0, digits - 1 - magnitude)
     text = f"{round(number, decimals):,.{decimals}f}"

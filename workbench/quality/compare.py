@@ -1,9 +1,10 @@
 """Runs of 04_caption_quality side by side, and a ranked recommendation under a memory budget.
 
 Each ok run of notebook 04 leaves results/summary.json (model, configuration, quality metrics, peak memory,
-memory after load, load time, compute per second of video, components). `collect_runs` reads them through
-the run folders' manifests, listing the runs it skips and why; `rank` orders the configurations that fit a
-memory budget by a quality score, and `recommend` says which one wins and on what evidence.
+memory after load, components) and results/timing.json (load time, compute per second of video);
+`collect_runs` reads them through the run folders' manifests, listing the runs it skips and why; `rank`
+orders the configurations that fit a memory budget by a quality score, and `recommend` says which one wins
+and on what evidence.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench import paths
-from workbench.units import GiB
+from workbench.units import GiB, format_gib
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SOURCE_NOTEBOOK = "04_caption_quality"
 SUMMARY_FILE = "summary.json"
+TIMING_FILE = "timing.json"  # load time and compute per second of video (runs before it kept them in the summary)
 
 # The quality score is the mean of these, each turned so that 1 is best; components a run lacks (no ground
 # truth: no fact recall or hallucinations) are left out of its mean rather than counted as 0.
@@ -43,6 +45,8 @@ def config_label(record: dict[str, Any]) -> str:
     >>> config_label({"model_id": "qwen2-vl-2b", "quantization": "8bit", "attn_implementation": "sdpa",
     ...               "mode": "windows", "window_s": 1.0, "frames_per_window": 2})
     'qwen2-vl-2b/8bit/sdpa/windows 1s x2'
+    >>> config_label({"model_id": "qwen2-vl-2b", "source": "tiny", "quantization": "none", "attn_implementation": "sdpa"})
+    'qwen2-vl-2b (tiny twin)/none/sdpa/windows 1s x1'
     >>> config_label({"model_id": "auroracap-7b-vid", "model_options": '{"token_kept_ratio": 0.4}',
     ...               "quantization": "none", "attn_implementation": "sdpa", "mode": "windows"})
     'auroracap-7b-vid token_kept_ratio=0.4/none/sdpa/windows 1s x1'
@@ -50,6 +54,10 @@ def config_label(record: dict[str, Any]) -> str:
     options = record.get("model_options")
     options = json.loads(options) if isinstance(options, str) and options else {}
     model = " ".join([record["model_id"], *(f"{k}={v}" for k, v in options.items())])
+    if record.get("source") not in (None, ""):  # tiny-twin and real runs of one model never share a label
+        from workbench.page import weights_label
+
+        model += f" ({weights_label(record['source'])})"
     mode = record.get("mode", "windows")
     detail = (f"{record.get('window_s', 1.0):g}s x{record.get('frames_per_window', 1)}" if mode == "windows"
               else f"{record.get('clip_frames', '?')} frames")
@@ -96,6 +104,11 @@ def collect_runs(notebook: str = SOURCE_NOTEBOOK, run_ids: list[str] | None = No
             skipped.append({"run": run_dir.name, "status": status, "reason": f"no results/{SUMMARY_FILE}"})
             continue
         summary = json.loads(summary_path.read_text())
+        timing_path = run_dir / "results" / TIMING_FILE
+        if timing_path.exists():
+            timing = json.loads(timing_path.read_text())
+            reasons = {**(timing.pop("null_reasons", None) or {}), **(summary.get("null_reasons") or {})}
+            summary = {**timing, **summary, "null_reasons": reasons}
         for key in summary.pop("null_reasons", None) or {}:  # strict JSON wrote NaN as null, with the reason
             if summary.get(key) is None:
                 summary[key] = float("nan")
@@ -104,6 +117,19 @@ def collect_runs(notebook: str = SOURCE_NOTEBOOK, run_ids: list[str] | None = No
     if len(runs):
         runs["config"] = [config_label(r) for r in runs.to_dict("records")]
     return runs, pd.DataFrame(skipped, columns=["run", "status", "reason"])
+
+
+def run_pages(runs: "pd.DataFrame", root: Path, page_dir: Path) -> list[str]:
+    """Per row of `runs`, the relative link from `page_dir` to its run's executed notebook (the first run of a
+    pooled row; the `run` column lists them all)."""
+    import os
+
+    links = []
+    for names in runs.get("run", []):
+        first = str(names).split(", ")[0]
+        page = Path(root) / first / "notebook.html"
+        links.append(os.path.relpath(page, page_dir) if page.exists() else "")
+    return links
 
 
 def latest_per_config(runs: "pd.DataFrame") -> "pd.DataFrame":
@@ -162,32 +188,44 @@ def quality_score(record: dict[str, Any]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def rank(table: "pd.DataFrame", budget_gib: float, memory: str = "peak_bytes") -> "pd.DataFrame":
+def rank(table: "pd.DataFrame", budget_gib: float, memory: str = "peak_bytes",
+         mix_sources: bool = False) -> "pd.DataFrame":
     """Configurations ranked by quality score among those whose `memory` fits `budget_gib`.
 
     Ties go to the higher success rate, then the smaller peak, then the faster one. A configuration over
-    the budget (or without a measured peak) gets no rank and says why in `excluded_reason`.
+    the budget (or without a measured peak) gets no rank and says why in `excluded_reason`. Runs of different
+    kinds of weights (real, trained twin, tiny twin, random: column `weights`) are ranked separately, real
+    weights first, unless `mix_sources`: a tiny twin's score says nothing about the real model's.
     """
     import numpy as np
     import pandas as pd
 
+    from workbench.page import WEIGHT_KINDS, weights_kind
+
     if table.empty:
         raise ValueError(f"no runs to rank: run notebook {SOURCE_NOTEBOOK} first (failed runs are not used)")
     ranked = table.copy()
+    ranked["weights"] = [weights_kind(s) for s in ranked.get("source", pd.Series(None, index=ranked.index))]
+    order_of = {kind: i for i, kind in enumerate(WEIGHT_KINDS)}
+    group = (pd.Series(0, index=ranked.index) if mix_sources
+             else ranked["weights"].map(lambda k: order_of.get(k, len(order_of))))
     ranked["quality_score"] = [quality_score(r) for r in ranked.to_dict("records")]
     ranked["peak_gib"] = pd.to_numeric(ranked[memory], errors="coerce") / GiB
     ranked["fits_budget"] = ranked["peak_gib"].le(budget_gib)
     ranked["excluded_reason"] = [
         "" if fits else ("no peak memory measured" if np.isnan(peak)
-                         else f"peak {peak:.4g} GiB > budget {budget_gib:g} GiB")
+                         else f"peak {format_gib(peak)} > budget {format_gib(budget_gib)}")
         for fits, peak in zip(ranked["fits_budget"], ranked["peak_gib"])
     ]
     order = ranked.assign(_score=ranked["quality_score"].fillna(-1), _success=ranked["success_rate"].fillna(-1),
-                          _speed=ranked.get("compute_per_video_s", pd.Series(0.0, index=ranked.index)).fillna(np.inf))
-    order = order.sort_values(["fits_budget", "_score", "_success", "peak_gib", "_speed"],
-                              ascending=[False, False, False, True, True], kind="stable")
-    ranked = order.drop(columns=["_score", "_success", "_speed"]).reset_index(drop=True)
-    ranks = np.where(ranked["fits_budget"], np.arange(1, len(ranked) + 1), np.nan)
+                          _speed=ranked.get("compute_per_video_s", pd.Series(0.0, index=ranked.index)).fillna(np.inf),
+                          _group=group)
+    order = order.sort_values(["_group", "fits_budget", "_score", "_success", "peak_gib", "_speed"],
+                              ascending=[True, False, False, False, True, True], kind="stable")
+    groups = order["_group"].to_numpy()
+    ranked = order.drop(columns=["_score", "_success", "_speed", "_group"]).reset_index(drop=True)
+    within = pd.Series(1, index=ranked.index).groupby(groups).cumsum().to_numpy()  # ranks restart per kind
+    ranks = np.where(ranked["fits_budget"], within, np.nan)
     ranked.insert(0, "rank", pd.array(ranks, dtype="Int64") if len(ranked) else pd.array([], dtype="Int64"))
     return ranked
 
@@ -196,7 +234,7 @@ def evidence(ranking: "pd.DataFrame") -> "pd.DataFrame":
     """The top configuration beside the runner-up, metric by metric (what the recommendation rests on)."""
     import pandas as pd
 
-    fits = ranking[ranking["fits_budget"]]
+    fits = _first_group(ranking)
     metrics = ["quality_score", *QUALITY_COMPONENTS, "peak_gib", "compute_per_video_s", "load_s", "n_components"]
     rows = []
     if fits.empty:
@@ -222,9 +260,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
 
 
+def _first_group(ranking: "pd.DataFrame") -> "pd.DataFrame":
+    """The fitting configurations of the kind of weights ranked first (all of them when sources were mixed)."""
+    fits = ranking[ranking["fits_budget"]]
+    if "weights" not in ranking or fits.empty or ranking["rank"].eq(1).sum() <= 1:
+        return fits
+    return fits[fits["weights"] == fits["weights"].iloc[0]]
+
+
 def recommend(ranking: "pd.DataFrame", budget_gib: float) -> dict[str, Any]:
     """The recommendation under a budget, with the reason in words and the excluded configurations."""
-    fits = ranking[ranking["fits_budget"]]
+    all_fits = ranking[ranking["fits_budget"]]
+    fits = _first_group(ranking)
     excluded = [{"config": r.config, "peak_gib": None if math.isnan(r.peak_gib) else float(r.peak_gib),
                  "reason": r.excluded_reason} for r in ranking[~ranking["fits_budget"]].itertuples()]
     result: dict[str, Any] = {"budget_gib": budget_gib, "n_configs": len(ranking), "n_fitting": len(fits),
@@ -233,13 +280,13 @@ def recommend(ranking: "pd.DataFrame", budget_gib: float) -> dict[str, Any]:
         measured = ranking.dropna(subset=["peak_gib"])
         smallest = measured.sort_values("peak_gib").iloc[0] if len(measured) else None
         result.update(recommended=None, model_id=None, why=(
-            f"no configuration fits in {budget_gib:g} GiB"
-            + (f"; the smallest peak is {smallest.peak_gib:.4g} GiB ({smallest.config})" if smallest is not None
+            f"no configuration fits in {format_gib(budget_gib)}"
+            + (f"; the smallest peak is {format_gib(smallest.peak_gib)} ({smallest.config})" if smallest is not None
                else "")))
         return result
     top = fits.iloc[0]
     why = (f"{top.config} has the highest quality score ({top.quality_score:.3f}) of the {len(fits)} "
-           f"configuration(s) whose peak memory fits in {budget_gib:g} GiB (its peak: {top.peak_gib:.4g} GiB)")
+           f"configuration(s) whose peak memory fits in {format_gib(budget_gib)} (its peak: {format_gib(top.peak_gib)})")
     if len(fits) > 1:
         second = fits.iloc[1]
         better = [m for m, higher in QUALITY_COMPONENTS.items()
@@ -247,6 +294,10 @@ def recommend(ranking: "pd.DataFrame", budget_gib: float) -> dict[str, Any]:
                   and ((top[m] > second[m]) if higher else (top[m] < second[m]))]
         why += (f"; runner-up {second.config} scores {second.quality_score:.3f}"
                 + (f"; better on {', '.join(better)}" if better else "; tied on the score, ahead on the tie-breaks"))
+    if len(fits) < len(all_fits):
+        others = sorted(set(all_fits["weights"]) - {fits["weights"].iloc[0]})
+        why += (f"; ranked among runs with {fits['weights'].iloc[0]} only: runs with {', '.join(others)} are "
+                f"ranked separately (their scores say nothing about the real models)")
     if excluded:
         why += f"; {len(excluded)} configuration(s) excluded for exceeding the budget or lacking a peak"
     result.update(recommended=top.config, model_id=top.model_id, quality_score=float(top.quality_score),
@@ -254,7 +305,7 @@ def recommend(ranking: "pd.DataFrame", budget_gib: float) -> dict[str, Any]:
     return result
 
 
-COMPARE_COLUMNS = ["rank", "config", "model_id", "family", "quality_score", "success_rate", "coverage",
+COMPARE_COLUMNS = ["weights", "rank", "config", "model_id", "family", "quality_score", "success_rate", "coverage",
                    "fact_recall", "hallucination_rate", "genericness", "specificity", "staticness", "distinct_2",
                    "bleu_4", "rouge_l", "cider", "peak_gib", "memory_after_load_bytes", "load_s",
                    "compute_per_video_s", "n_components", "components", "fits_budget", "excluded_reason", "run"]
