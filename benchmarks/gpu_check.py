@@ -44,7 +44,18 @@ def full_configs() -> list[ProbeConfig]:
     for n in (4, 8):
         configs.append(ProbeConfig(model="llava-onevision-7b", attn_implementation="sdpa", frames=n, height=720,
                                    width=1280, **base))
-    return configs
+    # One of each kind first (the team's case, then each setting changed alone), so that a short budget
+    # still covers every term of the predictor; the rest of the grid follows in its own order.
+    first = [("qwen2-vl-7b", "8bit", False, "sdpa", 8), ("qwen2-vl-7b", "none", False, "sdpa", 8),
+             ("qwen2-vl-7b", "8bit", False, "eager", 8), ("qwen2-vl-2b", "none", False, "sdpa", 16),
+             ("qwen2-vl-7b", "8bit", True, "sdpa", 8), ("qwen2-vl-7b", "4bit-nf4", False, "sdpa", 8),
+             ("qwen2-vl-2b", "none", False, "eager", 16)]
+
+    def rank(c: ProbeConfig) -> int:
+        key = (c.model, c.quantization, c.quantize_vision, c.attn_implementation, c.frames)
+        return first.index(key) if key in first else len(first)
+
+    return sorted(configs, key=rank)
 
 
 def smoke_configs() -> list[ProbeConfig]:
