@@ -510,7 +510,9 @@ def write_aggregate(sweep: Sweep) -> None:
             tables.setdefault(csv.stem, []).append(frame)
     for name, frames in tables.items():
         _write_table(pd.concat(frames, ignore_index=True), sweep.dir / "results" / name)
-    atomic.write_text(sweep.dir / "index.html", manifest_module.redact(index_html(sweep, records)))
+    from workbench import sweep_page  # varying values as written, weights, result figures, provenance
+
+    atomic.write_text(sweep.dir / "index.html", manifest_module.redact(sweep_page.index_html(sweep, records)))
 
 
 def _cell(value: Any) -> Any:
