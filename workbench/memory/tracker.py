@@ -26,9 +26,13 @@ if TYPE_CHECKING:
 PHASES = ("load", "vision", "prefill", "generation")
 
 try:  # the base class must exist at class-definition time; torch is needed for any measurement anyway
+    from torch import Tensor as _Tensor
     from torch.utils._python_dispatch import TorchDispatchMode as _DispatchModeBase
 except ImportError:  # pragma: no cover - workbench.memory.predictor works without torch
     _DispatchModeBase = object  # type: ignore[assignment, misc]
+
+    class _Tensor:  # type: ignore[no-redef]  # nothing is an instance of it
+        pass
 
 
 class MemoryBudgetExceeded(RuntimeError):
@@ -72,7 +76,7 @@ class LiveTensorTracker(_DispatchModeBase):
             self.live_bytes -= entry[1]
 
     def _add_tensor(self, tensor: "torch.Tensor") -> None:
-        if tensor.device.type == "meta":
+        if tensor.is_meta:
             return
         try:
             storage = tensor.untyped_storage()
@@ -106,13 +110,13 @@ class LiveTensorTracker(_DispatchModeBase):
         self._update_peak("adopt")
         return self.live_bytes - before
 
-    def _update_peak(self, op: str) -> None:
+    def _update_peak(self, op: Any) -> None:
         if self.live_bytes > self.peak_bytes:
             self.peak_bytes = self.live_bytes
             if self.record_origin:
                 self.peak_snapshots[self.phase] = self.live_storages()
             if self.budget_bytes is not None and self.live_bytes > self.budget_bytes:
-                raise MemoryBudgetExceeded(self.phase, self.live_bytes, self.budget_bytes, op)
+                raise MemoryBudgetExceeded(self.phase, self.live_bytes, self.budget_bytes, str(op))
 
     def reset_peak(self) -> int:
         """Return the peak since the last reset and restart it from the current live bytes."""
@@ -130,16 +134,25 @@ class LiveTensorTracker(_DispatchModeBase):
 
     # ---- the dispatch hook -------------------------------------------------------------------------
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        import torch
-        from torch.utils._pytree import tree_flatten
-
+        # Runs after every operator: the common outputs (a tensor, a flat tuple of tensors) skip the pytree
+        # walk, and the operator's name is formatted only where it is recorded or reported.
         out = func(*args, **(kwargs or {}))
         if self.record_origin:
             self._op = str(func)
-        for leaf in tree_flatten(out)[0]:
-            if isinstance(leaf, torch.Tensor):
-                self._add_tensor(leaf)
-        self._update_peak(str(func))
+        if isinstance(out, _Tensor):
+            self._add_tensor(out)
+        elif isinstance(out, (tuple, list)) and all(isinstance(leaf, _Tensor) or leaf is None for leaf in out):
+            for leaf in out:
+                if leaf is not None:
+                    self._add_tensor(leaf)
+        elif out is not None:
+            from torch.utils._pytree import tree_flatten
+
+            for leaf in tree_flatten(out)[0]:
+                if isinstance(leaf, _Tensor):
+                    self._add_tensor(leaf)
+        if self.live_bytes > self.peak_bytes:
+            self._update_peak(func)
         return out
 
 
@@ -312,3 +325,178 @@ def install_phase_hooks(model: Any, recorder: PhaseRecorder,
 
     handles.append(decoder_module(model).register_forward_pre_hook(decoder_pre))
     return handles
+
+
+def _new_positions(args: Any, kwargs: Any) -> int:
+    """Positions a decoder call adds (the prompt at prefill, 1 per generated token): dim 1 of its input."""
+    x = kwargs.get("inputs_embeds")
+    if x is None:
+        x = kwargs.get("input_ids")
+    if x is None and args:
+        x = args[0]
+    return int(x.shape[1]) if isinstance(x, _Tensor) and x.dim() >= 2 else 1
+
+
+class DecoderRuns:
+    """The most decoder calls of one generation seen while attached (a call adding more than one position,
+    the prefill, starts a generation): the length that sets the largest KV cache. One cheap hook per call."""
+
+    def __init__(self, model: Any) -> None:
+        self.longest = 0
+        self._run = 0
+        self._handle = decoder_module(model).register_forward_pre_hook(self._call, with_kwargs=True)
+
+    def _call(self, _module: Any, args: Any, kwargs: Any) -> None:
+        self._run = 1 if _new_positions(args, kwargs) > 1 else self._run + 1
+        self.longest = max(self.longest, self._run)
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+class FirstStepsPeak:
+    """Peak live tensor bytes of one captioning call, tracked only through its first decoder calls.
+
+    Tracking every operator of a caption slows it several-fold on CPU (each operator goes through Python),
+    so this tracks one call's processor and model work (inputs, vision tower, projector, prefill) through
+    `steps` decoder calls and then stops, letting the call finish at full speed. Later decoder calls differ
+    from the measured ones only by the KV cache (and attention scores) growing by the same bytes per token,
+    so the peak of decoder call n is the last measured call's peak plus (n - K) times the growth between the
+    last two measured calls: `peak_bytes(n_calls)` returns that with every measured peak. A generation that
+    ends within `steps` decoder calls is tracked whole and needs no growth.
+
+    The tracker is entered and left inside the adapter's `build_inputs` / `move_inputs` and inside module
+    calls (forward pre- and post-hooks on the model, its children and grandchildren; the outermost one
+    counts), never across them: generate() and inference_mode save and restore the dispatch state around
+    the whole call, so a mode left in the middle of it would come back. The weights and each tracked module
+    call's tensor arguments are adopted, so the peak includes them (like CUDA's allocated peak).
+
+    >>> FirstStepsPeak.extrapolate([50, 100, 120, 130, 140], n_calls=10)  # call 10: 140 + 6 x 10
+    200
+    >>> FirstStepsPeak.extrapolate([500, 100, 120, 130, 140], n_calls=10)  # the vision tower's peak is larger
+    500
+    """
+
+    def __init__(self, loaded: Any, steps: int = 4) -> None:
+        if steps < 3:
+            raise ValueError(f"steps must be >= 3 (a prefill and two generated tokens give the growth), got {steps}")
+        self.loaded = loaded
+        self.steps = steps
+        self.tracker = LiveTensorTracker()
+        self.segment_peaks: list[int] = []  # [before the first decoder call, decoder call 1, 2, ...]
+        self.stopped_early = False
+        self._enabled = False
+        self._depth = 0  # tracked calls in progress; the tracker is on while it is > 0
+        self._handles: list[Any] = []
+        self._patched: list[str] = []
+
+    def _modules(self) -> list[Any]:
+        """The model, its children and grandchildren, and the decoder stack (each once)."""
+        model = self.loaded.model
+        found: dict[int, Any] = {id(model): model}
+        for child in model.children():
+            found.setdefault(id(child), child)
+            for grandchild in child.children():
+                found.setdefault(id(grandchild), grandchild)
+        decoder = decoder_module(model)
+        found.setdefault(id(decoder), decoder)
+        return list(found.values())
+
+    def __enter__(self) -> "FirstStepsPeak":
+        from workbench.models.base import model_tensors
+
+        self.tracker.adopt(model_tensors(self.loaded.model))
+        adapter = self.loaded.adapter
+        for name in ("build_inputs", "move_inputs"):  # the processor's tensors (an instance attribute, removed later)
+            if name not in vars(adapter):
+                setattr(adapter, name, self._tracked(getattr(adapter, name)))
+                self._patched.append(name)
+        for module in self._modules():
+            self._handles.append(module.register_forward_pre_hook(self._enter_module, with_kwargs=True))
+            self._handles.append(module.register_forward_hook(self._leave_module, always_call=True))
+        self._handles.append(decoder_module(self.loaded.model).register_forward_pre_hook(self._decoder_call,
+                                                                                          with_kwargs=True))
+        self._enabled = True
+        return self
+
+    def _tracked(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if not self._enabled:
+                return function(*args, **kwargs)
+            self._open()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self._close()
+
+        return run
+
+    def _open(self) -> None:
+        if self._depth == 0:
+            self.tracker.__enter__()
+        self._depth += 1
+
+    def _close(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.tracker.__exit__(None, None, None)
+            if not self._enabled:
+                self._detach()
+
+    def _enter_module(self, _module: Any, args: Any, kwargs: Any) -> None:
+        if self._enabled:
+            if self._depth == 0:
+                self.tracker.adopt([args, kwargs])  # inputs made outside the tracker (cache, mask, ids)
+            self._open()
+
+    def _leave_module(self, _module: Any, _args: Any, _out: Any) -> None:
+        if self._depth > 0:
+            self._close()
+
+    def _decoder_call(self, _module: Any, args: Any, kwargs: Any) -> None:
+        if not self._enabled:
+            return
+        if len(self.segment_peaks) > 1 and _new_positions(args, kwargs) > 1:
+            self._enabled = False  # a second generation in the same call: the first was tracked whole
+            return
+        self.segment_peaks.append(self.tracker.reset_peak())
+        if len(self.segment_peaks) > self.steps:  # decoder calls 1..steps are measured: stop here
+            self._enabled = False
+            self.stopped_early = True
+
+    def _detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for name in self._patched:
+            delattr(self.loaded.adapter, name)
+        self._patched = []
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._depth > 0:  # a call that raised past its hooks
+            self._depth = 0
+            self.tracker.__exit__(None, None, None)
+        if not self.stopped_early:  # the rest of a generation tracked whole
+            self.segment_peaks.append(self.tracker.reset_peak())
+        self._enabled = False
+        self._detach()
+
+    @property
+    def growth_per_token(self) -> int | None:
+        """Bytes the peak grew by between the last two measured decoder calls (None: tracked whole)."""
+        if not self.stopped_early:
+            return None
+        return max(0, self.segment_peaks[-1] - self.segment_peaks[-2])
+
+    def peak_bytes(self, n_calls: int) -> int:
+        """The call's peak for a generation of `n_calls` decoder calls (one per generated token)."""
+        if not self.stopped_early:
+            return max(self.segment_peaks)
+        return self.extrapolate(self.segment_peaks, n_calls)
+
+    @staticmethod
+    def extrapolate(segment_peaks: list[int], n_calls: int) -> int:
+        """max(measured peaks, last measured decoder call's peak + growth per call x the calls after it)."""
+        measured_calls = len(segment_peaks) - 1
+        growth = max(0, segment_peaks[-1] - segment_peaks[-2])
+        return max(max(segment_peaks), segment_peaks[-1] + max(0, n_calls - measured_calls) * growth)

@@ -10,9 +10,11 @@ Either way the result is one row per window (second) with its caption, tokens, l
 peak memory while captioning and the seconds of compute per second of video.
 
 Peak memory: on CUDA the allocator's max allocated over all calls (free to measure). On CPU a live-tensor
-tracker (weights included) that slows every operator several-fold, so the windows are captioned
-untracked (latencies stay true) and then the window that generated the most tokens (the largest KV cache;
-all windows have the same frame count and size) is captioned once more under the tracker.
+tracker (weights included) slows every operator several-fold, so it watches only the first captioning call,
+from its start through its first decoder calls (`memory.tracker.FirstStepsPeak`), and leaves the call to
+finish at full speed; the peak for the longest caption of the timeline adds the KV cache's measured growth
+per token for the tokens after those (all windows have the same frame count and size, so they differ only
+in the tokens they generate). That first call's latency includes the tracked part.
 """
 
 from __future__ import annotations
@@ -189,13 +191,16 @@ def segments_per_second(segments: list[Segment], n_rows: int, window_s: float = 
 class _PeakMemory:
     """Peak memory over a block of captioning calls: CUDA max allocated, or live CPU tensor bytes.
 
-    On CPU the model's weights are adopted first, so the peak includes them, like CUDA's allocated peak.
+    On CPU the model's weights are counted, so the peak includes them, like CUDA's allocated peak.
     """
 
     def __init__(self, loaded: "LoadedModel", enabled: bool) -> None:
         self.device = loaded.report.device
         self.enabled = enabled
-        self.tracker = None
+        self.loaded = loaded
+        self.sampled: Any = None  # CPU: the FirstStepsPeak of the first call that did not fail
+        self.runs: Any = None  # CPU: decoder calls per generation, for the longest one
+        self.sampled_s = 0.0
         self.peak_bytes: int | None = None
         if not enabled:
             self.kind = "not_tracked"
@@ -206,34 +211,56 @@ class _PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.kind = "cuda_max_allocated"
         else:
-            from workbench.memory.tracker import LiveTensorTracker
-            from workbench.models.base import model_tensors
+            from workbench.memory.tracker import DecoderRuns
 
-            self.tracker = LiveTensorTracker()
-            self.tracker.adopt(model_tensors(loaded.model))
             self.kind = "cpu_live_tensor_bytes"
+            self.runs = DecoderRuns(loaded.model)
 
-    @property
-    def needs_rerun(self) -> bool:
-        """CPU tracking is slow: calls run untracked and one is repeated under the tracker afterwards."""
-        return self.tracker is not None
+    def call(self, describe: Callable[[], Any]) -> Any:
+        """Run one captioning call (returns its record): CUDA reads the allocator's peak around it; on CPU the
+        first call that does not fail is tracked through its first decoder calls (see the module doc)."""
+        if not self.enabled:
+            return describe()
+        if self.device == "cuda":
+            with self:
+                return describe()
+        if self.sampled is not None:
+            return describe()
+        from workbench.memory.tracker import FirstStepsPeak
 
-    def around_every_call(self) -> Any:
-        """The context for an ordinary captioning call: tracking on CUDA, nothing on CPU."""
-        import contextlib
+        sampler = FirstStepsPeak(self.loaded)
+        start = time.perf_counter()
+        with sampler:
+            record = describe()
+        if record.status != "error":
+            self.sampled, self.sampled_s = sampler, time.perf_counter() - start
+        return record
 
-        return contextlib.nullcontext() if self.needs_rerun else self
+    def close(self) -> None:
+        if self.runs is not None:
+            self.runs.close()
+
+    def finish(self) -> list[str]:
+        """Set the CPU peak for the longest generation of the timeline; its notes."""
+        self.close()
+        if self.sampled is None:
+            return []
+        longest = self.runs.longest
+        self.peak_bytes = self.sampled.peak_bytes(longest)
+        if self.sampled.growth_per_token is None:
+            how = "the whole call tracked"
+        else:
+            how = (f"tracked through its first {self.sampled.steps} decoder calls, then the KV cache's measured "
+                   f"growth of {self.sampled.growth_per_token} bytes per token added up to the longest caption "
+                   f"({longest} decoder calls)")
+        return [f"CPU peak memory: live tensors of the first captioning call ({how}); that call's latency "
+                f"includes the tracked part"]
 
     def __enter__(self) -> "_PeakMemory":
-        if self.tracker is not None:
-            self.tracker.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.tracker is not None:
-            self.tracker.__exit__(*exc)
-            self.peak_bytes = max(self.peak_bytes or 0, self.tracker.peak_bytes)
-        elif self.enabled and self.device == "cuda":
+        if self.enabled and self.device == "cuda":
             import torch
 
             torch.cuda.synchronize()
@@ -275,11 +302,14 @@ def caption_timeline(loaded: "LoadedModel", video_path: str | Path,
     span_s = _span(info.duration_s, settings.max_seconds)
     start = time.perf_counter()
     memory = _PeakMemory(loaded, settings.track_memory)
-    if settings.mode == "windows":
-        rows, calls, thumbs, notes = _windows(loaded, Path(video_path), span_s, settings, memory, progress,
-                                              on_window)
-    else:
-        rows, calls, thumbs, notes = _whole_clip(loaded, Path(video_path), span_s, settings, memory)
+    try:
+        if settings.mode == "windows":
+            rows, calls, thumbs, notes = _windows(loaded, Path(video_path), span_s, settings, memory, progress,
+                                                  on_window)
+        else:
+            rows, calls, thumbs, notes = _whole_clip(loaded, Path(video_path), span_s, settings, memory)
+    finally:
+        memory.close()
     import pandas as pd
 
     return Timeline(
@@ -321,7 +351,6 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
     bar = tqdm(total=n_windows, desc=f"captioning {loaded.spec.model_id}", unit="window",
                disable=not progress or n_windows < 2)
     offset = 0
-    longest: tuple[int, Any, Any] = (-1, None, None)
     while offset < n_windows:
         chunk = spans[offset : offset + settings.chunk_windows]
         frames = video.sample_windows(path, settings.window_s, settings.frames_per_window, start_s=chunk[0][0],
@@ -333,9 +362,8 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
         for local, (w_start, w_end) in enumerate(frames.windows or []):
             picks = np.flatnonzero(frames.window_ids == local)
             clip, times = frames.frames[picks], frames.timestamps_s[picks]
-            with memory.around_every_call():
-                record = loaded.describe(clip, times, prompt=prompt, generation=generation,
-                                         duration_s=float(w_end - w_start))
+            record = memory.call(lambda: loaded.describe(clip, times, prompt=prompt, generation=generation,
+                                                         duration_s=float(w_end - w_start)))
             window = offset + local
             notes += [n for n in record.notes if n not in notes]
             calls.append(_call_row(window, record))
@@ -345,8 +373,6 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
                          "n_frames": record.n_frames,
                          "frame_times_s": ";".join(f"{t:.3f}" for t in times)})
             thumbs.append(_thumbnail(clip[0], settings.thumbnail_side))
-            if record.n_tokens > longest[0]:
-                longest = (record.n_tokens, clip, times)
             bar.update(1)
             if on_window is not None:
                 try:
@@ -356,11 +382,7 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
                     raise
         offset += len(chunk)
     bar.close()
-    if memory.needs_rerun and longest[1] is not None:
-        with memory:
-            rerun = loaded.describe(longest[1], longest[2], prompt=prompt, generation=generation)
-        notes.append(f"CPU peak memory measured by captioning the window with the most tokens ({longest[0]}) "
-                     f"again under the live-tensor tracker ({rerun.latency_s:.2f} s tracked)")
+    notes += memory.finish()
     return rows, calls, thumbs, notes
 
 
@@ -375,14 +397,10 @@ def _whole_clip(loaded: "LoadedModel", path: Path, span_s: float, settings: Time
     frames = video.sample_fps(path, settings.clip_frames / span_s, end_s=span_s, max_frames=settings.clip_frames,
                               max_side=settings.max_side or None)
     prompt = settings.prompt or TIMESTAMP_PROMPT.format(last=n_rows - 1, end=n_rows)
-    with memory.around_every_call():
-        record = loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings),
-                                 duration_s=span_s)
+    record = memory.call(lambda: loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt,
+                                                 generation=_generation(settings), duration_s=span_s))
     notes = list(dict.fromkeys([*frames.notes, *record.notes]))
-    if memory.needs_rerun:
-        with memory:
-            loaded.describe(frames.frames, frames.timestamps_s, prompt=prompt, generation=_generation(settings))
-        notes.append("CPU peak memory measured by captioning the clip again under the live-tensor tracker")
+    notes += memory.finish()
     segments = parse_timestamped(record.text) if record.status == "ok" else []
     texts = segments_per_second(segments, n_rows)
     if record.status == "ok" and not segments:

@@ -1,0 +1,67 @@
+"""CPU peak memory while captioning: one call tracked through its first decoder calls gives the peak of
+tracking every operator of the call (the KV cache's growth per token carries it to the last token)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.memory.tracker import FirstStepsPeak, LiveTensorTracker
+from workbench.models import GenerationSettings
+from workbench.models.base import model_tensors
+
+
+@pytest.fixture(scope="module")
+def window(probe_clip):
+    return probe_clip(2)
+
+
+def _full_peak(loaded, frames, times, generation) -> tuple[int, int]:
+    tracker = LiveTensorTracker()
+    tracker.adopt(model_tensors(loaded.model))
+    with tracker:
+        record = loaded.describe(frames, times, generation=generation)
+    assert record.status == "ok", record.error
+    return tracker.peak_bytes, record.n_tokens
+
+
+@pytest.mark.parametrize("model_id", ["qwen2-vl-2b", "smolvlm2-256m"])
+@pytest.mark.parametrize("n_tokens", [2, 16])
+def test_first_steps_peak_equals_the_fully_tracked_peak(isolated_cache, window, model_id, n_tokens):
+    from workbench.models import LoadSettings, load
+
+    loaded = load(model_id, LoadSettings(source="tiny", dtype="float32"))
+    frames, times = window
+    generation = GenerationSettings(max_new_tokens=n_tokens, min_new_tokens=n_tokens)
+    full, generated = _full_peak(loaded, frames, times, generation)
+    assert generated == n_tokens
+    sampler = FirstStepsPeak(loaded, steps=4)
+    with sampler:
+        record = loaded.describe(frames, times, generation=generation)
+    assert record.n_tokens == n_tokens
+    # 16 tokens: tracking stopped after 4 decoder calls; 2 tokens: the whole call was tracked
+    assert sampler.stopped_early == (n_tokens > 4)
+    assert len(sampler.segment_peaks) == min(n_tokens, 4) + 1
+    # the glue between tracked calls (generate's own mask and position bookkeeping) is not seen: within 2%
+    assert sampler.peak_bytes(n_tokens) == pytest.approx(full, rel=0.02)
+    if n_tokens > 4:  # the growth matters: a longer caption has a larger generation peak
+        assert sampler.growth_per_token > 0
+        assert FirstStepsPeak.extrapolate(sampler.segment_peaks, 10**6) > full
+    loaded.unload()
+
+
+def test_a_stopped_tracker_leaves_no_dispatch_mode_behind(isolated_cache, window):
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    from workbench.models import LoadSettings, load
+
+    loaded = load("qwen2-vl-2b", LoadSettings(source="tiny"))
+    frames, times = window
+    sampler = FirstStepsPeak(loaded, steps=3)
+    with sampler:
+        loaded.describe(frames, times, generation=GenerationSettings(max_new_tokens=8, min_new_tokens=8))
+        assert _get_current_dispatch_mode() is None  # left from the decoder's pre-hook, mid-call
+    assert sampler.stopped_early and not sampler._handles and sampler._depth == 0
+    assert "build_inputs" not in vars(loaded.adapter)  # the adapter is given back its own method
+    with pytest.raises(ValueError, match="steps must be >= 3"):
+        FirstStepsPeak(loaded, steps=2)
+    loaded.unload()
