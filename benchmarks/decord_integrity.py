@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -199,6 +200,8 @@ def main() -> None:
           f"keyframe every 20 frames, 2 B-frames; {ASKED} frames asked for")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # Every read is a first read (the reader's per-file cache starts empty) and leaves nothing behind.
+        os.environ["WORKBENCH_CACHE"] = str(Path(tmp) / "cache")
         for name, path in make_cases(Path(tmp)).items():
             bare, checked = read("decord", path), read("workbench", path)
             rows.append({"case": name, "decord": bare, "workbench": checked,

@@ -370,8 +370,11 @@ def sampled_frames(run_dir: Path) -> list[dict[str, Any]]:
                 for row in rows]})
         elif rows and {"window", "start_s", "end_s", "frame_times_s"} <= set(rows[0]):  # 04's timeline
             found.append({"source": f"results/{table.name}", "windows": [
-                {"window": _number(row["window"]), "start_s": _number(row["start_s"]),
+                {**({"video": row["video"]} if "video" in row else {}),
+                 "window": _number(row["window"]), "start_s": _number(row["start_s"]),
                  "end_s": _number(row["end_s"]),
+                 **({"indices": [int(i) for i in row["frame_indices"].split(";") if i]}
+                    if row.get("frame_indices") is not None else {}),
                  "timestamps_s": [_number(t) for t in row["frame_times_s"].split(";") if t]}
                 for row in rows]})
     return found

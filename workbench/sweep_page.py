@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-# Result figures shown per run, from results/summary.json (04) or a results table (02), in this order.
+# Result figures shown per run, from results/summary.json and timing.json (04) or a results table (02), in order.
 SUMMARY_FIGURES = ("success_rate", "coverage", "fact_recall", "hallucination_rate", "genericness", "peak_bytes",
                    "compute_per_video_s")
 TABLE_FIGURES = {"measured.csv": ("peak_bytes", "max"), "predicted.csv": ("predicted_peak_bytes", "max")}
@@ -34,8 +34,9 @@ def _value_text(value: Any) -> str:
 def run_figures(run_dir: Path) -> dict[str, Any]:
     """The few result figures a run saved (raw values), for the index's result columns."""
     figures: dict[str, Any] = {}
-    summary = run_dir / "results" / "summary.json"
-    if summary.exists():
+    for summary in (run_dir / "results" / "summary.json", run_dir / "results" / "timing.json"):  # 04's durations
+        if not summary.exists():
+            continue
         try:
             record = json.loads(summary.read_text())
         except ValueError:

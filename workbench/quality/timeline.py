@@ -41,7 +41,10 @@ TIMESTAMP_PROMPT = (
 )
 
 TABLE_COLUMNS = ["window", "start_s", "end_s", "caption", "tokens", "latency_s", "status", "message",
-                 "call", "n_frames", "frame_times_s"]
+                 "call", "n_frames", "frame_times_s", "frame_indices"]
+# Columns that change from run to run; they are saved in the run's timing table, not with the results, so
+# a repeated run's results compare byte for byte (videoset.stacked).
+TIMING_COLUMNS = ["latency_s"]
 
 
 @dataclass(frozen=True)
@@ -371,7 +374,8 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
                          "caption": record.text, "tokens": record.n_tokens, "latency_s": record.latency_s,
                          "status": record.status, "message": record.error or "", "call": window,
                          "n_frames": record.n_frames,
-                         "frame_times_s": ";".join(f"{t:.3f}" for t in times)})
+                         "frame_times_s": ";".join(f"{t:.6f}" for t in times),
+                         "frame_indices": ";".join(str(int(i)) for i in frames.indices[picks])})
             thumbs.append(_thumbnail(clip[0], settings.thumbnail_side))
             bar.update(1)
             if on_window is not None:
@@ -419,6 +423,7 @@ def _whole_clip(loaded: "LoadedModel", path: Path, span_s: float, settings: Time
         rows.append({"window": second, "start_s": float(spans[second][0]), "end_s": float(spans[second][1]),
                      "caption": text, "tokens": record.n_tokens * share, "latency_s": record.latency_s * share,
                      "status": status, "message": message, "call": 0, "n_frames": record.n_frames,
-                     "frame_times_s": ";".join(f"{t:.3f}" for t in frames.timestamps_s)})
+                     "frame_times_s": ";".join(f"{t:.6f}" for t in frames.timestamps_s),
+                     "frame_indices": ";".join(str(int(i)) for i in frames.indices)})
         thumbs.append(_thumbnail(frames.frames[nearest], settings.thumbnail_side))
     return rows, [_call_row(0, record)], thumbs, notes

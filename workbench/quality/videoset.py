@@ -8,6 +8,11 @@ that plays the video with its captions (player.html for one video, players/<vide
 Over a set, every table gains a `video` column, and the run's summary pools the videos: each metric is
 the mean over videos weighted by the seconds captioned (NaN values skipped), compute and seconds are
 summed, peak memory is the largest (a model must fit the hardest video).
+
+Durations (load time, each call's latency, compute per second of video, wall time) change from run to run,
+so the run saves them apart, in results/timing.csv (one row per captioning call) and results/timing.json
+(the run's totals): every other result of a repeated run compares byte for byte (`stacked` and `untimed`
+leave them out; `timing` gathers them).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
     from workbench.models.base import LoadedModel
 
 _SUMMED = ("span_s", "video_duration_s", "n_rows", "n_calls", "compute_s", "wall_s")
+# Keys of the load report, the captioning cost and the run summary that are durations (see the module doc).
+TIMING_KEYS = ("seconds", "load_s", "compute_s", "compute_per_video_s", "wall_s")
 
 
 @dataclass
@@ -88,17 +95,43 @@ def caption_and_score(loaded: "LoadedModel", names: Sequence[str], paths: Sequen
 
 def stacked(results: Sequence[VideoResult], table: str) -> "pd.DataFrame":
     """One of the per-video tables ("timeline", "calls", "per_window", "ref_windows", "ref_segments") for all
-    videos, with a `video` column first."""
+    videos, with a `video` column first; "timeline" and "calls" without their latencies, which are in
+    "timing" (video, call, latency_s: one row per captioning call)."""
     import pandas as pd
 
     frames = []
     for result in results:
-        frame = {"timeline": result.captioned.table, "calls": result.captioned.calls, "per_window": result.windows,
-                 "ref_windows": result.scored.per_window if result.scored else None,
-                 "ref_segments": result.scored.per_segment if result.scored else None}[table]
+        calls = result.captioned.calls
+        frame = {"timeline": lambda: result.captioned.table.drop(columns=timeline.TIMING_COLUMNS, errors="ignore"),
+                 "calls": lambda: calls.drop(columns=timeline.TIMING_COLUMNS, errors="ignore"),
+                 "timing": lambda: calls[["call", *timeline.TIMING_COLUMNS]],
+                 "per_window": lambda: result.windows,
+                 "ref_windows": lambda: result.scored.per_window if result.scored else None,
+                 "ref_segments": lambda: result.scored.per_segment if result.scored else None}[table]()
         if frame is not None:
             frames.append(frame.assign(video=result.name)[["video", *frame.columns]])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def untimed(record: dict[str, Any]) -> dict[str, Any]:
+    """A load report, captioning cost or run summary without its durations (and their null reasons).
+
+    >>> untimed({"model_id": "m", "load_s": 2.5, "compute_s": None, "null_reasons": {"compute_s": "NaN"}})
+    {'model_id': 'm'}
+    """
+    out = {key: value for key, value in record.items() if key not in TIMING_KEYS}
+    reasons = {key: why for key, why in (record.get("null_reasons") or {}).items() if key not in TIMING_KEYS}
+    out.pop("null_reasons", None)
+    if reasons:
+        out["null_reasons"] = reasons
+    return out
+
+
+def timing(results: Sequence[VideoResult], load_report: dict[str, Any]) -> dict[str, Any]:
+    """The run's durations: loading, captioning compute (the calls' latencies summed), compute per second of
+    video, and wall time while captioning (all videos together)."""
+    cost = pooled_cost(results)
+    return {"load_s": load_report.get("seconds"), **{key: cost[key] for key in TIMING_KEYS if key in cost}}
 
 
 def per_video(results: Sequence[VideoResult]) -> "pd.DataFrame":
