@@ -145,6 +145,8 @@ def interruptible() -> Iterator[threading.Event]:
         return
     STOP.clear()
     _stop_signal.clear()
+    `cwd`: the kernel's working directory (default the repository); `progress`: papermill's per-cell progress
+    line on stderr.
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
         signal.signal(sig, _on_signal)
@@ -161,18 +163,20 @@ def stop_reason() -> str:
 
 def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[str, Any] | None = None,
                  *, cell_timeout_s: float | None = None, kernel_name: str = "python3",
-                 run_dir: Path | None = None) -> RunResult:
+                 run_dir: Path | None = None, cwd: str | Path | None = None, progress: bool = False) -> RunResult:
     """Execute `notebook` into a run folder; never raises for a failing notebook (see the status).
 
+    kernel_cwd = Path(cwd).resolve() if cwd else paths.REPO_ROOT  # run_dir is passed relative to it
     Ctrl-C or SIGTERM kills the kernel and everything it started and seals the folder as 'interrupted'.
     """
     nb_path, values = resolve_parameters(notebook, params_file, overrides)
     with interruptible():
-        return _run(nb_path, values, params_file, cell_timeout_s, kernel_name, run_dir)
+        return _run(nb_path, values, params_file, cell_timeout_s, kernel_name, run_dir, cwd, progress)
 
 
 def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_timeout_s: float | None,
-         kernel_name: str, run_dir: Path | None) -> RunResult:
+         kernel_name: str, run_dir: Path | None, cwd: str | Path | None = None,
+         progress: bool = False) -> RunResult:
     import papermill
 
     stem = nb_path.stem
@@ -195,8 +199,8 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
         if STOP.is_set():
             raise InterruptedError(stop_reason())
         papermill.execute_notebook(
-            str(nb_path), str(partial), parameters={**values, "run_dir": os.path.relpath(run_dir, paths.REPO_ROOT)},
-            kernel_name=kernel_name, cwd=str(paths.REPO_ROOT), progress_bar=False,
+            str(nb_path), str(partial), parameters={**values, "run_dir": os.path.relpath(run_dir, kernel_cwd)},
+            kernel_name=kernel_name, cwd=str(kernel_cwd), progress_bar=progress,
             execution_timeout=cell_timeout_s, request_save_on_cell_execute=True,
         )
     except Exception as err:  # the run's outcome is recorded, whatever it was
