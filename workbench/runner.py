@@ -145,8 +145,6 @@ def interruptible() -> Iterator[threading.Event]:
         return
     STOP.clear()
     _stop_signal.clear()
-    `cwd`: the kernel's working directory (default the repository); `progress`: papermill's per-cell progress
-    line on stderr.
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
         signal.signal(sig, _on_signal)
@@ -166,8 +164,9 @@ def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[
                  run_dir: Path | None = None, cwd: str | Path | None = None, progress: bool = False) -> RunResult:
     """Execute `notebook` into a run folder; never raises for a failing notebook (see the status).
 
-    kernel_cwd = Path(cwd).resolve() if cwd else paths.REPO_ROOT  # run_dir is passed relative to it
     Ctrl-C or SIGTERM kills the kernel and everything it started and seals the folder as 'interrupted'.
+    `cwd`: the kernel's working directory (default the repository); `progress`: papermill's per-cell progress
+    line on stderr.
     """
     nb_path, values = resolve_parameters(notebook, params_file, overrides)
     with interruptible():
@@ -192,6 +191,7 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
     manifest.write_manifest(run_dir / "manifest.json", record)
 
     partial = run_dir / PARTIAL_NAME
+    kernel_cwd = Path(cwd).resolve() if cwd else paths.REPO_ROOT  # run_dir is passed relative to it
     status, error = "ok", None
     started = time.perf_counter()
     before = {(p.pid, p.create_time()) for p in descendants()}
