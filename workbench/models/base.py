@@ -678,26 +678,12 @@ class RandomTensor:
 
 def random_linear_state_dict(model_cls: Any, config: Any, dtype: "torch.dtype") -> dict[str, RandomTensor]:
     """Lazy random entries for every nn.Linear weight (normal(0, initializer_range)) and bias (zeros).
-def looks_like_folder(source: str) -> bool:
-    """Whether a weights source names a local folder rather than a hub id (owner/name).
-
-    >>> looks_like_folder("/data/qwen2-vl-7b"), looks_like_folder("./weights"), looks_like_folder("a/b/c")
-    (True, True, True)
-    >>> looks_like_folder("Qwen/Qwen2-VL-7B-Instruct"), looks_like_folder("tiny")
-    (False, False)
-    """
-    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or "\\" in source
-
-
 
     from_pretrained quantizes only weights it loads: with `state_dict={}` every weight is "missing" and
     is initialized after the layers were swapped, so Linear8bitLt / Linear4bit keep 16-bit weights (no
     memory saved) and 4-bit layers' biases stay uninitialized (NaN). The rest of the model (embeddings,
     norms, convolutions) is left to the model's own init as missing keys.
     """
-        if looks_like_folder(settings.source):  # not a hub id (owner/name): say so, not "Repo id must be ..."
-            raise WeightsUnavailableError(f"weights folder not found: {settings.source} (a local source must be "
-                                          f"an existing folder; a hub id has the form owner/name)")
     import zlib
 
     import torch
@@ -742,12 +728,26 @@ TOKEN_ID_TOKENS: dict[str, str] = {
 }
 
 
+def looks_like_folder(source: str) -> bool:
+    """Whether a weights source names a local folder rather than a hub id (owner/name).
+
+    >>> looks_like_folder("/data/qwen2-vl-7b"), looks_like_folder("./weights"), looks_like_folder("a/b/c")
+    (True, True, True)
+    >>> looks_like_folder("Qwen/Qwen2-VL-7B-Instruct"), looks_like_folder("tiny")
+    (False, False)
+    """
+    return source.startswith(("/", ".", "~")) or source.count("/") > 1 or "\\" in source
+
+
 def check_source_safety(settings: LoadSettings) -> None:
     """Refuse remote code and pickle-only weights in a local folder unless the user allowed them by name."""
     import json
 
     path = Path(settings.source)
     if not path.exists():
+        if looks_like_folder(settings.source):  # not a hub id (owner/name): say so, not "Repo id must be ..."
+            raise WeightsUnavailableError(f"weights folder not found: {settings.source} (a local source must be "
+                                          f"an existing folder; a hub id has the form owner/name)")
         return  # a hub id: transformers applies trust_remote_code / use_safetensors itself
     config_file = path / "config.json"
     if not config_file.exists():
