@@ -192,6 +192,7 @@ def start(run: Any) -> None:
     left-aligned text), no progress-bar widgets, and warnings collected into the run folder's log."""
     import os
 
+    _ACTIVE["headless"] = not getattr(run, "standalone", True)
     if not getattr(run, "standalone", True):  # headless under the runner: bars would be empty widgets on the page
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         _quiet_progress_bars()
@@ -206,6 +207,8 @@ def start(run: Any) -> None:
         pd.set_option("display.width", 10_000)
     except ImportError:  # pragma: no cover
         pass
+    if getattr(run, "standalone", False):
+        _write_params_file(run)
     previous = _ACTIVE.pop("log", None)
     if previous is not None:
         previous.close()
@@ -218,6 +221,56 @@ def start(run: Any) -> None:
             path = Path(run.dir) / "manifest.json"
             record = json.loads(path.read_text()) if path.exists() else {}
             display(HTML(provenance_html(record, Path(run.dir), base=Path(run.dir))))
+
+
+def headless() -> bool:
+    """Whether this kernel runs a notebook under the workbench runner (no one sees widgets live)."""
+    return bool(_ACTIVE.get("headless"))
+
+
+class Interactive:
+    """A widget in a live JupyterLab session; in a headless run's page, a line saying where to use it (a widget
+    without a live kernel renders as an empty output)."""
+
+    def __init__(self, widget: Any, what: str) -> None:
+        self.widget = widget
+        self.what = what
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        import html
+
+        note = f"{self.what}: open this notebook in JupyterLab (make lab) and run it to use the controls."
+        if headless():
+            return {"text/plain": note, "text/html": f"<p><i>{html.escape(note)}</i></p>"}
+        bundle = getattr(self.widget, "_repr_mimebundle_", None)
+        data = dict(bundle(**kwargs) or {}) if bundle else {}
+        data["text/plain"] = note
+        return data
+
+
+def interactive(widget: Any, what: str) -> Interactive:
+    """`widget` for the last line of a notebook cell: live in JupyterLab, a readable note in a shared page."""
+    return Interactive(widget, what)
+
+
+def _write_params_file(run: Any) -> None:
+    """A run folder opened outside the runner (JupyterLab, plain papermill) gets the params.yaml that repeats it
+    headless: `python -m workbench run NOTEBOOK -f <folder>/params.yaml` (an existing one is kept)."""
+    path = Path(run.dir) / "params.yaml"
+    if path.exists():
+        return
+    try:
+        import yaml
+
+        from workbench import atomic
+        from workbench.manifest import redact
+
+        text = (f"# parameters of {run.notebook} as this folder's notebook opened them; repeat with\n"
+                f"#   python -m workbench run {run.notebook} -f {relative_text(str(path))}\n"
+                + yaml.safe_dump(dict(run.parameters), sort_keys=False))
+        atomic.write_text(path, redact(text))
+    except Exception:  # a folder that cannot take it still runs
+        pass
 
 
 def _quiet_progress_bars() -> None:
@@ -303,8 +356,11 @@ class Table:
 
     def groups(self) -> list[Any]:
         shown = self.shown
-        if self.transpose:
-            return [shown.T]
+        if self.transpose:  # few rows, many columns: one column per row, headed by its key
+            from workbench.units import readable_name
+
+            key = next((readable_name(k) for k in self.key if readable_name(k) in shown.columns), None)
+            return [shown.set_index(key).T if key and shown[key].is_unique else shown.T]
         if len(shown.columns) <= self.max_columns:
             return [shown]
         from workbench.units import readable_name

@@ -88,7 +88,7 @@ def word_timeline(maps: "AttentionMaps", layer: int | str = "mean", head: int | 
         ax.set_ylabel("share of visual attention", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.set_xticks(ax.get_xticks())
-        ax.set_xticklabels([f"{t:.1f}" for t in sorted(data["time_s"].unique())], rotation=90)
+        ax.set_xticklabels([f"{t:.1f}" for t in sorted(data["time_s"].unique())], rotation=0)  # a turned 8 reads ∞
     fig.suptitle(f"Where each word looked (layer {layer}, head {head})", fontsize=9)
     fig.tight_layout()
     return fig
@@ -108,6 +108,7 @@ def layer_frame_heatmap(maps: "AttentionMaps", head: int | str = "mean") -> "Fig
                 cbar_kws={"label": "share of visual attention / uniform (1 = uniform)"},
                 xticklabels=[f"{t:.1f}" for t in grid.columns])
     ax.set_xlabel("frame time (s)")
+    ax.tick_params(axis="x", labelrotation=0)
     ax.set_ylabel("LLM layer")
     ax.set_title(f"Visual attention by layer and frame (head {head}, mean over words)", fontsize=9)
     fig.tight_layout()

@@ -359,7 +359,9 @@ class Explorer:
         n_rows = len(captioned.table)
         message = (f"Captioned {n_rows} windows ({captioned.span_s:.1f} s of video) in {captioned.wall_s:.1f} s, "
                    f"{captioned.compute_per_video_s:.2f} s of compute per second of video: "
-                   + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + ".")
+                   + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + "; "
+                   + f"{int(per_window['usable'].sum()) if 'usable' in per_window else 0} of {n_rows} captions "
+                   f"usable (not empty, no error, not degenerate).")
         if captioned.peak_bytes:
             message += f" Peak memory {format_bytes(captioned.peak_bytes)} ({captioned.memory_kind})."
         errors = captioned.calls.loc[captioned.calls["status"] == "error", "error"]

@@ -26,7 +26,7 @@ STATUS_COLOURS = {"ok": "#1a7f37", "error": "#cf222e", "cancelled": "#9a6700", "
 
 def shown_table(result: "ActionResult") -> Any:
     """The result's main table for reading: its main columns, sizes in KiB / MiB / GiB (None if it has none)."""
-    from workbench.units import format_bytes
+    from workbench.units import format_size, readable_name
 
     name, columns = SHOWN_TABLE.get(result.action, ("", None))
     table = result.tables.get(name)
@@ -34,7 +34,8 @@ def shown_table(result: "ActionResult") -> Any:
         return None
     table = table[[c for c in columns if c in table.columns]] if columns else table.copy()
     for column in [c for c in table.columns if c == "bytes" or c.endswith("_bytes")]:  # saved tables keep bytes
-        table[column] = [format_bytes(v) if v == v and v is not None else "" for v in table[column]]
+        table[column] = [format_size(v) if v == v and v is not None else "" for v in table[column]]
+        table = table.rename(columns={column: "size" if column == "bytes" else readable_name(column)})
     return table
 
 
@@ -53,11 +54,13 @@ def status_html(status: str, message: str) -> str:
 
 def result_html(result: "ActionResult", max_rows: int = 24) -> str:
     """Status line and main table of a result, as HTML."""
+    from workbench.units import format_number
+
     parts = [status_html(result.status, result.message)]
     table = shown_table(result)
     if table is not None and len(table):
         parts.append(f'<div class="wb-table wb-table-{result.action}">'
-                     + table.to_html(index=False, max_rows=max_rows, float_format=lambda v: f"{v:.3g}")
+                     + table.to_html(index=False, max_rows=max_rows, float_format=format_number)
                      + "</div>")
     return "\n".join(parts)
 

@@ -25,8 +25,9 @@ LONG_ACTIONS = ("load", "probe", "caption", "attention")
 BUTTONS = {"load": "Load", "predict": "Predict memory", "probe": "Probe memory", "caption": "Caption per second",
            "attention": "Show attention", "save": "Save as run"}
 PANELS = ("predict", "load", "probe", "caption", "attention")
-PANEL_TITLES = {"predict": "Predicted memory", "load": "Load", "probe": "Measured memory",
-                "caption": "Captions per second", "attention": "Attention", "history": "History"}
+# Short enough for ipywidgets' fixed tab width (longer titles were cut: "Captions per secor").
+PANEL_TITLES = {"predict": "Predicted", "load": "Load", "probe": "Measured", "caption": "Captions",
+                "attention": "Attention", "history": "History"}
 FIGURES_PER_PANEL = 2
 # Per-frame pixel budgets (Qwen-VL counts pixels in 28x28 patches); 0 keeps the processor's own.
 PIXEL_OPTIONS = [("processor default", 0), ("128×28² = 100,352", 100352), ("256×28² = 200,704", 200704),
@@ -281,20 +282,21 @@ class ExplorerView:
         self.status.value = render.status_html(status, message)
 
     def show_result(self, result: ActionResult) -> None:
+        """Fill the action's panel (table, figures, attention choices) first, then say it finished: the status
+        line never reads ok while its panel is still empty."""
         self.last_result = result
+        self.history.value = _history_html(self.explorer.history)
+        if result.action in self.panels:
+            self.panels[result.action].value = render.result_html(result)
+            figures = list(result.figures.values())
+            for image, figure in zip(self.images[result.action], figures + [None] * FIGURES_PER_PANEL):
+                self._set_image(image, figure)
+            self.tabs.selected_index = PANELS.index(result.action)
+            if result.action == "attention" and result.ok:
+                self._fill_attention_choices()
         self.set_status(result.status, result.message)
         self._progress(1 if result.ok else 0, 1, f"{BUTTONS.get(result.action, result.action)}: {result.status} "
                                                  f"({result.seconds:.1f} s)")
-        self.history.value = _history_html(self.explorer.history)
-        if result.action not in self.panels:
-            return
-        self.panels[result.action].value = render.result_html(result)
-        figures = list(result.figures.values())
-        for image, figure in zip(self.images[result.action], figures + [None] * FIGURES_PER_PANEL):
-            self._set_image(image, figure)
-        self.tabs.selected_index = PANELS.index(result.action)
-        if result.action == "attention" and result.ok:
-            self._fill_attention_choices()
 
     def _set_image(self, image: Any, figure: Any) -> None:
         if figure is None:
