@@ -215,9 +215,17 @@ def format_cell(value: object, column: str = "", digits: int = 3) -> str:
     '0.25'
     >>> format_cell([0.5, 1.0], "frame_times_s")
     '0.5, 1'
+    >>> format_cell("0.200000;0.700000", "frame_times_s")
+    '0.2, 0.7'
     """
     if isinstance(value, (list, tuple)):
         return ", ".join(format_cell(v, column, digits) for v in value)
+    if isinstance(value, str) and ";" in value:  # a saved list of numbers, "0.200000;0.700000"
+        parts = value.split(";")
+        try:
+            return ", ".join(format_number(float(p), digits) for p in parts)
+        except ValueError:
+            return value
     if column.endswith("_bytes") and not isinstance(value, (bool, str)) and value is not None:
         try:
             return format_size(float(value), digits=digits)  # type: ignore[arg-type]
