@@ -131,6 +131,14 @@ def weights_revision(model: str, source: str, known_inputs: list[dict[str, Any]]
             entry.update(kind="random", recipe="torch.manual_seed(0); random Linear weights over the real "
                                                "architecture (workbench.models.base random_linear_state_dict)",
                          config_sha256=hashlib.sha256(config).hexdigest())
+        elif source == "trained":  # a trained twin: its committed folder (the spec's hub_id), hashed
+            from workbench import paths
+            from workbench.manifest import describe_input
+
+            folder = paths.REPO_ROOT / str(spec.hub_id)
+            entry.update(kind="trained twin", folder=str(spec.hub_id))
+            if folder.exists():
+                entry["sha256"] = describe_input(folder)["sha256"]
         elif Path(source).exists():
             known = {i["path"]: i for i in known_inputs or []}
             found = known.get(str(Path(source).resolve()))
