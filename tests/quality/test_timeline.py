@@ -127,3 +127,29 @@ def test_metrics_of_a_tiny_twin_timeline(tiny_smolvlm, probe_video):
     assert 0.0 <= values["success_rate"] <= 1.0 and 0.0 <= values["coverage"] <= 1.0
     assert values["coverage"] == pytest.approx(windows["usable"].mean())
     assert set(report.metric_table(values)["metric"]) == set(report.METRICS)
+
+
+def test_batched_windows_give_the_same_timeline(probe_video):
+    """batch_windows=B captions B windows per generate call: same captions, fewer calls (trained twin)."""
+    from workbench.models import load
+
+    loaded = load("twin-qwen2-vl-video", source="trained", dtype="float32", device="cpu")
+    one = caption_timeline(loaded, probe_video, TimelineSettings(track_memory=False), progress=False)
+    three = caption_timeline(loaded, probe_video, TimelineSettings(batch_windows=3), progress=False)
+    assert list(three.table["caption"]) == list(one.table["caption"])
+    assert list(three.table["frame_indices"]) == list(one.table["frame_indices"])
+    assert list(three.table["call"]) == [0, 0, 0, 1] and list(one.table["call"]) == [0, 1, 2, 3]
+    assert any("batch of 3 windows" in n for n in three.notes)
+    assert three.peak_bytes and three.peak_bytes > 0  # the first (batched) call is tracked on CPU
+    with pytest.raises(ValueError, match="batch_windows must be >= 1"):
+        TimelineSettings(batch_windows=0)
+
+
+def test_a_family_that_cannot_batch_runs_one_window_per_call_and_says_so(probe_video):
+    from workbench.models import load
+
+    loaded = load("twin-blip2-frame", source="trained", dtype="float32", device="cpu")
+    timeline = caption_timeline(loaded, probe_video, TimelineSettings(batch_windows=4, track_memory=False,
+                                                                      max_seconds=2), progress=False)
+    assert list(timeline.table["call"]) == [0, 1]
+    assert any("batch_windows=4 asked for, one window per call used" in n for n in timeline.notes)

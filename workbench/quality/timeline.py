@@ -61,11 +61,14 @@ class TimelineSettings:
     chunk_windows: int = 64  # windows decoded at a time (memory grows with this, not with the video)
     thumbnail_side: int = 160  # the timeline view keeps one small frame per row
     track_memory: bool = True  # measure peak memory while captioning (see the module doc)
+    batch_windows: int = 1  # windows mode: windows captioned per generate call (workbench.batching)
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
         if self.window_s <= 0 or self.frames_per_window <= 0 or self.clip_frames <= 0:
             raise ValueError("window_s, frames_per_window and clip_frames must be positive")
+        if self.batch_windows < 1:
+            raise ValueError(f"batch_windows must be >= 1 (windows per generate call), got {self.batch_windows}")
         if self.max_seconds < 0:
             raise ValueError(f"max_seconds must be >= 0 (0 = whole video), got {self.max_seconds}")
 
@@ -235,7 +238,8 @@ class _PeakMemory:
         start = time.perf_counter()
         with sampler:
             record = describe()
-        if record.status != "error":
+        records = record if isinstance(record, list) else [record]  # a batch of windows gives a list
+        if any(r.status != "error" for r in records):
             self.sampled, self.sampled_s = sampler, time.perf_counter() - start
         return record
 
@@ -343,6 +347,7 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
     from tqdm.auto import tqdm
 
     from workbench import sampling, video
+    from workbench.batching import Window, batch_support, describe_batch
 
     # Windows over the whole span first (a short last window merged: sampling.window_spans), then
     # decoded in chunks of whole windows; each chunk re-splits its own span into the same windows.
@@ -351,6 +356,10 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
     prompt = settings.prompt or None
     generation = _generation(settings)
     rows, calls, thumbs, notes = [], [], [], []
+    batch, n_calls = settings.batch_windows, 0
+    if batch > 1 and (reason := batch_support(loaded)) is not None:
+        notes.append(f"batch_windows={batch} asked for, one window per call used: {reason}")
+        batch = 1
     bar = tqdm(total=n_windows, desc=f"captioning {loaded.spec.model_id}", unit="window",
                disable=not progress or n_windows < 2)
     offset = 0
@@ -362,28 +371,38 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
                 [(round(a, 6), round(b, 6)) for a, b in chunk]:
             raise RuntimeError(f"windows of a chunk {frames.windows} differ from the plan {chunk}")
         notes += [n for n in frames.notes if n not in notes]  # e.g. decoded by PyAV, and why
-        for local, (w_start, w_end) in enumerate(frames.windows or []):
-            picks = np.flatnonzero(frames.window_ids == local)
-            clip, times = frames.frames[picks], frames.timestamps_s[picks]
-            record = memory.call(lambda: loaded.describe(clip, times, prompt=prompt, generation=generation,
-                                                         duration_s=float(w_end - w_start)))
-            window = offset + local
-            notes += [n for n in record.notes if n not in notes]
-            calls.append(_call_row(window, record))
-            rows.append({"window": window, "start_s": float(w_start), "end_s": float(w_end),
-                         "caption": record.text, "tokens": record.n_tokens, "latency_s": record.latency_s,
-                         "status": record.status, "message": record.error or "", "call": window,
-                         "n_frames": record.n_frames,
-                         "frame_times_s": ";".join(f"{t:.6f}" for t in times),
-                         "frame_indices": ";".join(str(int(i)) for i in frames.indices[picks])})
-            thumbs.append(_thumbnail(clip[0], settings.thumbnail_side))
-            bar.update(1)
-            if on_window is not None:
-                try:
-                    on_window(window + 1, n_windows)
-                except BaseException:
-                    bar.close()
-                    raise
+        local_windows = list(enumerate(frames.windows or []))
+        for first in range(0, len(local_windows), batch):
+            group = local_windows[first:first + batch]
+            picked = [np.flatnonzero(frames.window_ids == local) for local, _ in group]
+            clips = [(frames.frames[p], frames.timestamps_s[p], float(w_end - w_start))
+                     for p, (_, (w_start, w_end)) in zip(picked, group)]
+            if batch > 1:
+                records = memory.call(lambda: describe_batch(
+                    loaded, [Window(c, t, d) for c, t, d in clips], prompt=prompt, generation=generation))
+            else:
+                clip, times, duration = clips[0]
+                records = [memory.call(lambda: loaded.describe(clip, times, prompt=prompt, generation=generation,
+                                                               duration_s=duration))]
+            for (local, (w_start, w_end)), p, (clip, times, _), record in zip(group, picked, clips, records):
+                window = offset + local
+                notes += [n for n in record.notes if n not in notes]
+                calls.append(_call_row(n_calls, record))
+                rows.append({"window": window, "start_s": float(w_start), "end_s": float(w_end),
+                             "caption": record.text, "tokens": record.n_tokens, "latency_s": record.latency_s,
+                             "status": record.status, "message": record.error or "", "call": n_calls,
+                             "n_frames": record.n_frames,
+                             "frame_times_s": ";".join(f"{t:.6f}" for t in times),
+                             "frame_indices": ";".join(str(int(i)) for i in frames.indices[p])})
+                thumbs.append(_thumbnail(clip[0], settings.thumbnail_side))
+                bar.update(1)
+                if on_window is not None:
+                    try:
+                        on_window(window + 1, n_windows)
+                    except BaseException:
+                        bar.close()
+                        raise
+            n_calls += 1
         offset += len(chunk)
     bar.close()
     notes += memory.finish()
