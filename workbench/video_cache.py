@@ -15,6 +15,7 @@ rewritten; a cache folder that cannot be written only costs the speed-up.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -72,7 +73,8 @@ def load(path: str | Path, key: str | None) -> Entry | None:
         return None
     stored = entry_path(path)
     try:
-        with np.load(stored, allow_pickle=False) as data:
+        # Read whole, then parsed in memory: np.load on the file seeks and tells once per member (~20 ms).
+        with np.load(io.BytesIO(stored.read_bytes()), allow_pickle=False) as data:
             if str(data["key"]) != key:
                 return None
             time_base = tuple(int(v) for v in data["time_base"])
