@@ -48,7 +48,8 @@ def object_timeline(table: "pd.DataFrame") -> "Figure":
     fig, ax = plt.subplots(figsize=(10, 0.6 * max(2, len(objects)) + 1))
     for row in table.itertuples():
         ax.barh(objects.index(row.object), 1.0, left=row.second, color=_named_colour(row.colour),
-                edgecolor="black", linewidth=0.5)
+                edgecolor="black", linewidth=1.0)
+    ax.set_facecolor("0.8")  # the probe videos' grey: white and yellow objects stand out as they do on screen
     ax.set_yticks(range(len(objects)), objects)
     ax.set_xlabel("second")
     ax.set_title("ground truth: objects present per second (bar colour = object colour)")

@@ -152,9 +152,12 @@ def pointing_figure(maps: "AttentionMaps", words: "Any", word: int | None = None
     """One object word's attention on the captioned frames, with its object's ground-truth box (green) and
     the attention peak's cell (white: dashed when it misses the box). `words`: pointing.object_words(...)."""
     import matplotlib.pyplot as plt
+    from matplotlib import patheffects
     from matplotlib.patches import Rectangle
 
     from workbench.attention import pointing
+
+    outline = [patheffects.Stroke(linewidth=3.5, foreground="black"), patheffects.Normal()]
 
     if not words:
         fig, ax = plt.subplots(figsize=(4, 1))
@@ -179,10 +182,11 @@ def pointing_figure(maps: "AttentionMaps", words: "Any", word: int | None = None
                   extent=(x0 * width, x1 * width, y1 * height, y0 * height))
         bx0, by0, bx1, by1 = chosen.boxes[f]
         ax.add_patch(Rectangle((bx0 * width, by0 * height), (bx1 - bx0) * width, (by1 - by0) * height,
-                               fill=False, edgecolor="lime", linewidth=2))
+                               fill=False, edgecolor="lime", linewidth=2, path_effects=outline))
         cx0, cy0, cx1, cy1 = cells[r, c]
         ax.add_patch(Rectangle((cx0 * width, cy0 * height), (cx1 - cx0) * width, (cy1 - cy0) * height,
-                               fill=False, edgecolor="white", linewidth=1.5, linestyle="-" if hit else "--"))
+                               fill=False, edgecolor="white", linewidth=1.5, linestyle="-" if hit else "--",
+                               path_effects=outline))  # a dark outline keeps light lines visible on light frames
         ax.set_xlim(0, width)
         ax.set_ylim(height, 0)
         ax.set_title(f"{maps.timestamps_s[f]:.2f}s", fontsize=8)
