@@ -3,7 +3,8 @@
 Opens the latest executed notebook (notebook.html) of every notebook run in params/demo.yaml, and each sweep's
 index.html, and fails on what a colleague should never see there: a Python warning or traceback, a number in
 scientific notation in a rendered table, an absolute path of this machine, or a page without its provenance
-header. Screenshots go to the test's tmp folder (and to $WORKBENCH_PAGE_SHOTS when set, e.g. docs/screenshots).
+header. Full-page screenshots go to the test's tmp folder; with $WORKBENCH_PAGE_SHOTS set (docs/screenshots), the
+top of each page is also saved there as a small JPEG.
 
 It reads the pages `make demo` (or single `python -m workbench run` calls with the demo's params) left under
 the outputs root; without them, or without /usr/bin/chromium or the playwright package, it is skipped.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -111,9 +111,11 @@ def test_demo_pages_read_cleanly(tmp_path):
                 page.goto(html.resolve().as_uri(), wait_until="load", timeout=120_000)
                 name = re.sub(r"[^A-Za-z0-9_.-]+", "_", label) + ".png"
                 page.screenshot(path=str(tmp_path / name), full_page=True)
-                if shots is not None:
+                if shots is not None:  # for docs: the top of each page (provenance and first results), small
                     shots.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(tmp_path / name, shots / name)
+                    height = min(1800, page.evaluate("() => document.body.scrollHeight"))
+                    page.screenshot(path=str(shots / name.replace(".png", ".jpg")), type="jpeg", quality=70,
+                                    clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
                 problems += page_problems(page, label)
         finally:
             browser.close()
