@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 # uv lives beside the environment, not in it: `uv pip sync` removes every package the lock does not name.
 UV := $(VENV)/.tools/bin/uv
 
-.PHONY: demo test venv lock bench lab clean-outputs
+.PHONY: demo demo-full test test-all venv lock bench lab clean-outputs
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -23,8 +23,17 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m workbench demo
 
+# The short demo, then the longer runs (sweeps, every family, real footage): about half an hour on 2 cores.
+demo-full: $(STAMP)
+	$(BIN)/python -m workbench demo --full
+
+# Two workers, each test file on one of them (its module fixtures load once); the tests marked slow are left
+# out: `make test-all` (what .ci/run does) runs them after.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-all: test
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m slow
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

@@ -7,8 +7,8 @@ each path is timed over all windows (median of REPEATS passes, after one untimed
 - bare: the family's processor call and model.generate() on frames decoded beforehand (what a user would write);
 - workbench: quality.timeline.caption_timeline without memory tracking (decodes the windows itself, then
   LoadedModel.describe per window: resampling, processor, generate, decode, status, bookkeeping);
-- workbench + memory: the same with peak-memory tracking (on CPU one window captioned again under the
-  live-tensor tracker).
+- workbench + memory: the same with peak-memory tracking (on CPU the first call tracked through its first
+  decoder calls: memory.tracker.FirstStepsPeak; benchmarks/bench_timeline_overhead.py compares 04's default).
 Tiny twins write random tokens; greedy decoding with the same settings makes both paths generate the same tokens.
 
 Run: .venv/bin/python benchmarks/bench_caption_speed.py [--repeats 5] [--seconds 4] [--frames-per-window 2]

@@ -1,21 +1,83 @@
-"""Shared pytest fixtures. Generated videos are session-scoped, written under pytest's tmp dir, read-only."""
+"""Shared pytest fixtures. Generated videos are session-scoped, written under pytest's tmp dir, read-only.
+
+`make test` runs the suite on two pytest-xdist workers without the tests marked `slow` (notebook and sweep
+runs, the browser tests, measured memory grids, full-size random architectures): a plain `pytest` leaves them
+out, `pytest -m slow` runs only them, and tests named on the command line run whatever their marks.
+`make test-all` (what .ci/run does) runs both. README "Times" has the measured split.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# Nothing downloads in the tests: a hub call fails at once instead of waiting on the network (huggingface_hub
+# reads the variable when it is first imported, so set it before, and in the module if it already was).
+os.environ["HF_HUB_OFFLINE"] = "1"
+if "huggingface_hub.constants" in sys.modules:
+    sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
+
+# Two workers on two cores: one torch thread each (and in the kernels and probe processes they start),
+# or OpenMP threads spin against each other.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+# `slow`, besides the tests marked slow, `notebook` or `browser` themselves: the modules whose tests each start
+# kernels or process trees (sweeps, fault injection) or build mid-size/full-size random architectures, the
+# tests that use the measured mid-size grids (tens of probe processes per session, tests/memory/conftest.py),
+# and single tests that take tens of seconds (README "Times" lists what each tier costs).
+SLOW_MODULES = {
+    "tests/test_sweep.py",
+    "tests/test_sweep_faults.py",
+    "tests/test_run_faults.py",
+    "tests/models/test_random_source.py",
+}
+SLOW_FIXTURES = {"midsize_results", "forced_path_results", "vision_quantized_results"}
+SLOW_TESTS = {
+    "tests/models/test_auroracap.py::test_real_architecture_matches_published_parameter_count",
+}
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    module = item.nodeid.split("::", 1)[0]
+    return (module in SLOW_MODULES or item.nodeid.split("[", 1)[0] in SLOW_TESTS
+            or bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+            or any(item.get_closest_marker(name) for name in ("slow", "notebook", "browser")))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests; leave them out of a plain run (no test paths, no -m), as `make test` is."""
+    for item in items:
+        if _is_slow(item):
+            item.add_marker(pytest.mark.slow)
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS or config.option.markexpr:
+        return
+    kept = [item for item in items if not item.get_closest_marker("slow")]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("slow")])
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tests never write into the repo: outputs and the cache (probe videos, tiny twins) go to tmp dirs.
 
-    WORKBENCH_TEST_CACHE keeps fabricated twins between local runs.
+    WORKBENCH_TEST_CACHE keeps fabricated twins between local runs. xdist workers share one cache folder
+    (twins are fabricated into it atomically, so two workers asking at once both get a whole twin).
     """
     shared = os.environ.get("WORKBENCH_TEST_CACHE")
-    cache = Path(shared) if shared else tmp_path_factory.mktemp("cache")
+    if shared:
+        cache = Path(shared)
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        cache = tmp_path_factory.getbasetemp().parent / "shared_cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("cache")
     saved = {k: os.environ.get(k) for k in ("WORKBENCH_CACHE", "WORKBENCH_OUTPUTS")}
     os.environ["WORKBENCH_CACHE"] = str(cache)
     os.environ["WORKBENCH_OUTPUTS"] = str(tmp_path_factory.mktemp("outputs"))

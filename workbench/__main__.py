@@ -139,7 +139,7 @@ def _allowed_values(annotation: str) -> list[str]:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from workbench.demo import run_demo
 
-    return 0 if run_demo(only=args.only) else 1
+    return 0 if run_demo(only=args.only, full=args.full) else 1
 
 
 def _cmd_probe_videos(args: argparse.Namespace) -> int:
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[roots], help="run the demo notebooks on twins and probe videos")
     demo.add_argument("--only", nargs="*", help="run only these notebooks of the demo")
+    demo.add_argument("--full", action="store_true",
+                      help="also the longer runs of params/demo.yaml's 'full' list (sweeps, more models)")
     demo.set_defaults(func=_cmd_demo)
 
     probes = sub.add_parser("probe-videos", help="generate the synthetic probe videos (cached)")

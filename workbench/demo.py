@@ -1,50 +1,74 @@
-"""`make demo`: run each demo notebook with its smoke parameters, listed in params/demo.yaml."""
+"""`make demo`: run each demo notebook once with its smoke parameters, listed in params/demo.yaml.
+
+`runs` is the short demo (each notebook once, about five minutes on two CPU cores); `full` adds the rest
+(more models and videos in 04, the sweeps and the comparisons of their runs: `make demo-full`).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from workbench import paths
 from workbench.params import load_yaml
 
+ENTRY_KEYS = {"notebook", "params", "overrides", "sweep"}
 
-def demo_runs() -> list[dict[str, Any]]:
-    """The (notebook, params file) pairs of params/demo.yaml, in order."""
-    spec = load_yaml(paths.PARAMS_DIR / "demo.yaml")
+
+def demo_runs(full: bool = True) -> list[dict[str, Any]]:
+    """The entries of params/demo.yaml in order: `runs`, then (full) `full`."""
+    source = paths.PARAMS_DIR / "demo.yaml"
+    spec = load_yaml(source)
     runs = spec.get("runs")
     if not isinstance(runs, list) or not runs:
-        raise ValueError(f"{paths.PARAMS_DIR / 'demo.yaml'}: needs a non-empty 'runs' list")
-    return runs
+        raise ValueError(f"{source}: needs a non-empty 'runs' list")
+    more = spec.get("full") or []
+    if not isinstance(more, list):
+        raise ValueError(f"{source}: 'full' must be a list of runs")
+    entries = runs + more if full else runs
+    for entry in entries:
+        unknown = set(entry) - ENTRY_KEYS if isinstance(entry, dict) else {"(not a mapping)"}
+        if unknown or not isinstance(entry, dict) or ("sweep" in entry) == ("notebook" in entry):
+            raise ValueError(f"{source}: an entry is a notebook (notebook, params, overrides) or a sweep "
+                             f"(sweep), got {entry!r}")
+    return entries
 
 
-def run_demo(only: list[str] | None = None) -> bool:
-    """Run the demo; True when every run ended ok. Each run's folder is printed as it finishes.
+def run_demo(only: list[str] | None = None, full: bool = False) -> bool:
+    """Run the demo; True when every run ended ok. Each run's folder and time are printed as it finishes.
 
-    An entry is a notebook run (`notebook`, `params`) or a sweep (`sweep`: a sweep file).
+    An entry is a notebook run (`notebook`, `params`, optional `overrides`) or a sweep (`sweep`: a sweep file).
     """
     from workbench.runner import resolve_parameters, run_notebook
-    from workbench.sweep import load_sweep, run_sweep
+    from workbench.sweep import load_sweep
 
-    runs = [r for r in demo_runs()
+    runs = [r for r in demo_runs(full)
             if not only or r.get("notebook") in only or (r.get("sweep") and "sweep" in only)]
     for run in runs:  # validate every run before starting any
         if "sweep" in run:
             load_sweep(run["sweep"])
         else:
-            resolve_parameters(run["notebook"], run.get("params"))
+            resolve_parameters(run["notebook"], run.get("params"), run.get("overrides"))
     all_ok = True
+    started = time.perf_counter()
     for run in runs:
+        start = time.perf_counter()
         if "sweep" in run:
             import pandas as pd
 
+            from workbench.sweep import run_sweep
+
             sweep_dir = run_sweep(run["sweep"], progress=False)
             statuses = pd.read_csv(sweep_dir / "runs.csv")["status"]
-            print(f"[sweep {statuses.value_counts().to_dict()}] {run['sweep']}: {sweep_dir / 'index.html'}")
+            print(f"[sweep {statuses.value_counts().to_dict()}] {run['sweep']} "
+                  f"({time.perf_counter() - start:.0f} s): {sweep_dir / 'index.html'}", flush=True)
             all_ok &= bool((statuses == "ok").all())
             continue
-        result = run_notebook(run["notebook"], run.get("params"))
-        print(f"[{result.status}] {run['notebook']}: {result.dir / 'notebook.html'}")
+        result = run_notebook(run["notebook"], run.get("params"), run.get("overrides"))
+        print(f"[{result.status}] {run['notebook']} ({time.perf_counter() - start:.0f} s): "
+              f"{result.dir / 'notebook.html'}", flush=True)
         if result.error:
             print(f"    {result.error.splitlines()[0]}")
         all_ok &= result.ok
+    print(f"demo: {len(runs)} runs in {time.perf_counter() - started:.0f} s", flush=True)
     return all_ok
