@@ -56,8 +56,9 @@ class WarningLog:
     rewritten at `close()`.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, echo: bool = False) -> None:
         self.path = Path(run_dir) / WARNINGS_LOG
+        self.echo = echo  # also show the first of each kind live (JupyterLab), on the real stderr
         self.kinds: dict[tuple[str, str], dict[str, Any]] = {}
         self._stderr: Any = None
         self._showwarning: Any = None
@@ -78,6 +79,11 @@ class WarningLog:
             return
         entry = {"category": category, "message": message, "location": location, "count": 1}
         self.kinds[key] = entry
+        if self.echo and self._stderr is not None:
+            try:
+                self._stderr.write(f"{category}: {message} (once per kind; all in {WARNINGS_LOG})\n")
+            except Exception:
+                pass
         try:
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
@@ -212,7 +218,7 @@ def start(run: Any) -> None:
     previous = _ACTIVE.pop("log", None)
     if previous is not None:
         previous.close()
-    _ACTIVE["log"] = WarningLog(run.dir).install()
+    _ACTIVE["log"] = WarningLog(run.dir, echo=getattr(run, "standalone", False)).install()
     if _in_kernel():
         from IPython.display import HTML, display
 
