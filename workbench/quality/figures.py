@@ -126,17 +126,22 @@ def compare_scatter(ranking: "pd.DataFrame", budget_gib: float) -> "Figure":
     if data.empty:
         ax.text(0.5, 0.5, "no run with a peak memory and a score", ha="center", va="center")
         return fig
-    sns.scatterplot(data, x="peak_gib", y="quality_score", hue="model_id", style="fits_budget",
+    from workbench.units import GiB, byte_unit, format_number
+
+    unit, size = byte_unit(list(data["peak_gib"] * GiB) + [budget_gib * GiB])  # points and budget in one unit
+    data = data.assign(peak=data["peak_gib"] * GiB / size)
+    sns.scatterplot(data, x="peak", y="quality_score", hue="model_id", style="fits_budget",
                     style_order=[True, False], s=90, ax=ax)
     for row in data.itertuples():
-        ax.annotate(row.config, (row.peak_gib, row.quality_score), fontsize=7, xytext=(4, 4),
+        ax.annotate(row.config, (row.peak, row.quality_score), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
-    ax.axvline(budget_gib, color="firebrick", linestyle="--", label=f"budget {budget_gib:g} GiB")
+    budget = budget_gib * GiB / size
+    ax.axvline(budget, color="firebrick", linestyle="--", label=f"budget {format_number(budget)} {unit}")
     top = data[data["rank"] == 1]
     if len(top):
-        ax.scatter(top["peak_gib"], top["quality_score"], s=400, facecolors="none", edgecolors="black",
-                   linewidths=1.5, label="recommended")
-    ax.set_xlabel("peak memory while captioning (GiB)")
+        ax.scatter(top["peak"], top["quality_score"], s=400, facecolors="none", edgecolors="black",
+                   linewidths=1.5, label="recommended (rank 1 of its kind of weights)")
+    ax.set_xlabel(f"peak memory while captioning ({unit})")
     ax.set_ylabel("quality score (0-1)")
     ax.set_title("quality against memory: configurations right of the line exceed the budget")
     ax.legend(fontsize=7, loc="best")
