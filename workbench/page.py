@@ -190,7 +190,7 @@ def read_warnings(run_dir: Path) -> list[dict[str, Any]]:
 
 # ---- the page: set up at open_run, summarized at finish ---------------------------------------------------
 
-_ACTIVE: dict[str, WarningLog] = {}
+_ACTIVE: dict[str, Any] = {}  # "log": the WarningLog of the open run; "headless": under the runner
 
 
 def start(run: Any) -> None:
