@@ -33,6 +33,10 @@ class Recipe:
     warmup_steps: int = 30
     seed: int = 0
     n_train_scenes: int = 300  # training seeds (4 windows each); batches cycle through them
+    n_val_scenes: int = 10  # validation seeds (the first of data.VAL_SEEDS), scored every eval_every steps
+    eval_every: int = 100
+    select_best: bool = False  # keep the weights of the lowest validation loss, not the last step's
+    patience: int = 0  # with select_best: stop after this many validations without a lower loss (0: never)
     prompt: str = "Describe this second of the video."
     max_new_tokens: int = 64
 

@@ -113,8 +113,11 @@ def vague_sentence(record: dict[str, Any], seed: int) -> str:
 
 
 def scene_windows(seed: int, frames_per_window: int, duration_s: int = DURATION_S,
-                  scenario: str = SCENARIO) -> list[Window]:
-    """The 1-second windows of one scene, rendered as the probe video's frames (before encoding)."""
+                  scenario: str = SCENARIO, render: bool = True) -> list[Window]:
+    """The 1-second windows of one scene, rendered as the probe video's frames (before encoding).
+
+    render=False leaves the frames empty (shape (F, 0, 0, 3)): the sentences and ground truth only.
+    """
     import numpy as np
 
     from workbench.sampling import window_plan
@@ -123,7 +126,10 @@ def scene_windows(seed: int, frames_per_window: int, duration_s: int = DURATION_
     truth = pv.ground_truth(scenario, seed, SIZE, FPS, duration_s)
     plan = window_plan(float(FPS), FPS * duration_s, 1.0, frames_per_window)
     wanted = sorted(set(plan.indices))
-    rendered = dict(zip(wanted, _render(tracks, wanted)))
+    if render:
+        rendered = dict(zip(wanted, _render(tracks, wanted)))
+    else:
+        rendered = {i: np.zeros((0, 0, 3), np.uint8) for i in wanted}
     windows = []
     for w, record in enumerate(truth["seconds"]):
         picks = [i for i, wid in zip(plan.indices, plan.window_ids) if wid == w]

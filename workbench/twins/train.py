@@ -92,6 +92,26 @@ def encode_windows(recipe_: Recipe, processor: Any, windows: list[data.Window], 
     return WindowInputs(prompt, pixels, grids, key, mean, std, rescale)
 
 
+def encode_scenes(recipe_: Recipe, processor: Any, seeds: tuple[int, ...], chunk_scenes: int = 64,
+                  progress: Callable[[str], None] | None = None) -> WindowInputs:
+    """`encode_windows` over many scenes, rendered a chunk at a time (their full-size frames never all at once)."""
+    encoded: WindowInputs | None = None
+    for start in range(0, len(seeds), chunk_scenes):
+        windows = [w for s in seeds[start:start + chunk_scenes] for w in data.scene_windows(s, recipe_.frames_per_window)]
+        part = encode_windows(recipe_, processor, windows, chunk=len(windows))
+        if encoded is None:
+            encoded = part
+        else:
+            encoded.pixels += part.pixels
+            if encoded.grids is not None:
+                encoded.grids += part.grids
+        if progress:
+            progress(f"encoded {min(start + chunk_scenes, len(seeds))}/{len(seeds)} scenes")
+    if encoded is None:
+        raise ValueError("no training scenes to encode")
+    return encoded
+
+
 def _fast_pixels(recipe_: Recipe, processor: Any, windows: list[data.Window], grid: Any) -> list["torch.Tensor"]:
     import numpy as np
     import torch
@@ -166,10 +186,14 @@ def _lr(step: int, recipe_: Recipe) -> float:
 
 
 def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = None, n_train_scenes: int | None = None,
-          n_val_scenes: int = 10, evaluate: bool = True, log: Callable[[str], None] = print) -> TrainResult:
+          n_val_scenes: int | None = None, evaluate: bool = True, log: Callable[[str], None] = print,
+          overrides: dict[str, Any] | None = None, progress_dir: str | Path | None = None) -> TrainResult:
     """Train twin `name` (see `cast.CAST`) and save it to out_dir (default: the committed weights folder).
 
-    `steps` / `n_train_scenes` shrink the run (tests use a few steps on a few scenes).
+    `steps` / `n_train_scenes` / `n_val_scenes` shrink the run (tests use a few steps on a few scenes);
+    `overrides` replaces other recipe fields (experiments; the card records the recipe that ran).
+    `progress_dir`, if given, receives the weights kept so far (the best validation loss with
+    `select_best`) each time they change, so an interrupted run can still be examined.
     """
     import torch
     import transformers
@@ -177,20 +201,28 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     from workbench.atomic import atomic_dir
 
     recipe_ = recipe(name)
-    if steps is not None or n_train_scenes is not None:
+    changes = dict(overrides or {})
+    if steps is not None:
+        changes.update(steps=steps, warmup_steps=min(recipe_.warmup_steps, max(1, steps // 5)))
+    if n_train_scenes is not None:
+        changes["n_train_scenes"] = n_train_scenes
+    if n_val_scenes is not None:
+        changes["n_val_scenes"] = n_val_scenes
+    if changes:
         from dataclasses import replace
 
-        recipe_ = replace(recipe_, steps=steps or recipe_.steps,
-                          n_train_scenes=n_train_scenes or recipe_.n_train_scenes,
-                          warmup_steps=min(recipe_.warmup_steps, max(1, (steps or recipe_.steps) // 5)))
+        recipe_ = replace(recipe_, **changes)
     out_dir = Path(out_dir) if out_dir is not None else weights_dir(name)
     torch.set_num_threads(TRAIN_THREADS)
     torch.manual_seed(recipe_.seed)
     started = time.perf_counter()
+    cpu_started = time.process_time()
 
-    train_windows = [w for s in data.split_seeds("train", recipe_.n_train_scenes)
-                     for w in data.scene_windows(s, recipe_.frames_per_window)]
-    val_windows = [w for s in data.split_seeds("val")[:n_val_scenes] for w in data.scene_windows(s, recipe_.frames_per_window)]
+    # Sentences first (no frames): the tokenizer is trained on them, and the processor needs the tokenizer.
+    train_seeds = data.split_seeds("train", recipe_.n_train_scenes)
+    train_windows = [w for s in train_seeds for w in data.scene_windows(s, recipe_.frames_per_window, render=False)]
+    val_windows = [w for s in data.split_seeds("val")[:recipe_.n_val_scenes]
+                   for w in data.scene_windows(s, recipe_.frames_per_window)]
     train_sentences = data.targets(train_windows, recipe_.target, recipe_.seed)
     val_sentences = data.targets(val_windows, recipe_.target, recipe_.seed)
     pieces = build.family(recipe_.family)
@@ -203,10 +235,10 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     model = model_cls._from_config(config, dtype=torch.float32)
     log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters; encoding "
         f"{len(train_windows)} training windows ({recipe_.n_train_scenes} scenes)")
-    encoded = encode_windows(recipe_, processor, train_windows, progress=log)
+    encoded = encode_scenes(recipe_, processor, train_seeds, progress=log)
     val_encoded = encode_windows(recipe_, processor, val_windows)
     n_train_windows = len(train_windows)
-    del train_windows, val_windows  # their full-size frames are no longer needed (GBs for the whole set)
+    del train_windows, val_windows
 
     vision = [p for n, p in model.named_parameters() if n.startswith(("model.visual.", "vision_model.", "qformer."))]
     other = [p for n, p in model.named_parameters() if not n.startswith(("model.visual.", "vision_model.", "qformer."))]
@@ -216,6 +248,7 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     order: list[int] = []
     losses: list[float] = []
     val_losses: list[tuple[int, float]] = []
+    best: tuple[int, float, dict[str, torch.Tensor]] | None = None  # (step, val loss, weights) with select_best
     model.train()
     for step in range(recipe_.steps):
         if len(order) < recipe_.batch_size:
@@ -232,14 +265,32 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
-        if (step + 1) % 100 == 0 or step + 1 == recipe_.steps:
+        if (step + 1) % recipe_.eval_every == 0 or step + 1 == recipe_.steps:
             val = validation_loss(model, recipe_, processor, val_encoded, val_sentences)
             val_losses.append((step + 1, val))
+            improved = recipe_.select_best and (best is None or val < best[1])
+            if improved:
+                best = (step + 1, val, {k: v.detach().clone() for k, v in model.state_dict().items()})
             log(f"step {step + 1}/{recipe_.steps}: loss {sum(losses[-50:]) / len(losses[-50:]):.3f}, "
-                f"val {val:.3f}, {time.perf_counter() - started:.0f} s")
+                f"val {val:.3f}{' (best)' if improved else ''}, {time.perf_counter() - started:.0f} s, "
+                f"cpu {time.process_time() - cpu_started:.0f} s")
+            if progress_dir is not None and (improved or not recipe_.select_best):
+                model.save_pretrained(progress_dir, safe_serialization=True)
+                processor.save_pretrained(progress_dir)
+                (Path(progress_dir) / "progress.json").write_text(json.dumps(
+                    {"step": step + 1, "val_loss": val, "val_losses": val_losses,
+                     "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started}))
             model.train()
+            if recipe_.select_best and recipe_.patience and best is not None and \
+                    sum(1 for s, _ in val_losses if s > best[0]) >= recipe_.patience:
+                log(f"step {step + 1}: no lower validation loss in {recipe_.patience} validations, stopping "
+                    f"(keeping step {best[0]})")
+                break
+    if best is not None:
+        model.load_state_dict(best[2])
     model.eval()
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
@@ -250,9 +301,12 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
             "data": {"scenario": data.SCENARIO, "duration_s": data.DURATION_S, "fps": data.FPS,
                      "size": list(data.SIZE), "train_seeds": [data.TRAIN_SEED_START,
                                                               data.TRAIN_SEED_START + recipe_.n_train_scenes - 1],
-                     "val_seeds": list(data.VAL_SEEDS[:n_val_scenes]), "test_seeds": [data.TEST_SEEDS[0], data.TEST_SEEDS[-1]],
+                     "val_seeds": list(data.VAL_SEEDS[:recipe_.n_val_scenes]), "test_seeds": [data.TEST_SEEDS[0], data.TEST_SEEDS[-1]],
                      "train_windows": n_train_windows, "target": recipe_.target},
             "train_seconds": round(seconds, 1),
+            "train_cpu_seconds": round(cpu_seconds, 1),
+            "steps_run": len(losses),
+            "kept_step": best[0] if best is not None else len(losses),
             "n_params": int(sum(p.numel() for p in model.parameters())),
             "loss_every_10_steps": [round(sum(losses[i:i + 10]) / len(losses[i:i + 10]), 4)
                                     for i in range(0, len(losses), 10)],
@@ -260,9 +314,10 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
         }
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     size = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
-    result = TrainResult(name, out_dir, seconds, recipe_.steps, losses, val_losses, size,
+    result = TrainResult(name, out_dir, seconds, len(losses), losses, val_losses, size,
                          int(sum(p.numel() for p in model.parameters())))
-    log(f"{name}: trained in {seconds:.0f} s, {size / 2**20:.2f} MiB in {out_dir}")
+    log(f"{name}: trained in {seconds:.0f} s ({cpu_seconds:.0f} s CPU), kept step "
+        f"{best[0] if best is not None else len(losses)}, {size / 2**20:.2f} MiB in {out_dir}")
     if evaluate:
         from workbench.twins.evaluate import write_scores
 
