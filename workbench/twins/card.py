@@ -41,7 +41,15 @@ def card_text(card: dict[str, Any]) -> str:
         f"(warmup {recipe['warmup_steps']}, cosine; vision tower x{recipe.get('vision_lr_scale', 1.0)}), weight decay "
         f"{recipe.get('weight_decay', 0.01)}, seed {recipe['seed']}, {card['threads']} CPU thread(s), "
         f"torch {card['torch']}, transformers {card['transformers']}",
-        f"- {card['n_params']:,} parameters; {card['train_seconds'] / 60:.1f} min on a shared 2-core CPU",
+        f"- {card['n_params']:,} parameters; {card['train_seconds'] / 60:.1f} min on a shared 2-core CPU"
+        + (f" ({card['train_cpu_seconds'] / 60:.1f} min of CPU time)" if card.get("train_cpu_seconds") else ""),
+    ]
+    if recipe.get("select_best"):
+        lines.append(f"- kept the weights of step {card['kept_step']} (lowest validation loss on "
+                     f"{len(data['val_seeds'])} validation scenes) of {card.get('steps_run', recipe['steps'])} steps run"
+                     + (f" (early stopping after {recipe['patience']} validations without a lower loss)"
+                        if recipe.get("patience") else ""))
+    lines += [
         "- training loss (mean of each 10 steps, every 10th value): "
         + ", ".join(f"{v:.2f}" for v in card["loss_every_10_steps"][::10]),
         "- validation loss: " + ", ".join(f"step {s}: {v:.3f}" for s, v in card["val_loss"]), "",
