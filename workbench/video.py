@@ -32,7 +32,8 @@ import warnings
 
 import numpy as np
 
-from workbench import sampling
+# Imported here, not in the sampling call: its imports (hashlib) are a fifth of a small cached call's time.
+from workbench import sampling, video_cache
 
 SampleMode = Literal["uniform", "fps", "windows"]
 SAMPLE_MODES: tuple[str, ...] = ("uniform", "fps", "windows")
@@ -300,16 +301,12 @@ class _Known:
     def save(self) -> None:
         """Write the entry once per call, after the check (one small file write, no fsync)."""
         if self.unsaved and self.key is not None:
-            from workbench import video_cache
-
             video_cache.save(self.index.info.path, self.key, _entry(self.index, self.fingerprints))
         self.unsaved = False
 
 
 def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
     """The file's packet index (from the cache when this file, unchanged, was read before) and verified frames."""
-    from workbench import video_cache
-
     if verify not in VERIFY_POLICIES:
         raise VideoError(path, f"unknown verify policy {verify!r}; choose one of {', '.join(VERIFY_POLICIES)}")
     if verify == "always":
@@ -327,8 +324,6 @@ def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
 
 def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray]):
     from dataclasses import asdict
-
-    from workbench import video_cache
 
     info = {k: v for k, v in asdict(index.info).items() if k != "path"}
     time_base = (index.time_base.numerator, index.time_base.denominator) if index.time_base else None
