@@ -40,6 +40,7 @@ SLOW_MODULES = {
 SLOW_FIXTURES = {"midsize_results", "forced_path_results", "vision_quantized_results"}
 SLOW_TESTS = {
     "tests/models/test_auroracap.py::test_real_architecture_matches_published_parameter_count",
+    "tests/memory/test_gpu_check.py::test_gpu_check_smoke_writes_predicted_vs_measured",
 }
 
 

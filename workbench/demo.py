@@ -12,7 +12,15 @@ from typing import Any
 from workbench import paths
 from workbench.params import load_yaml
 
-ENTRY_KEYS = {"notebook", "params", "overrides", "sweep"}
+ENTRY_KEYS = {"notebook", "params", "overrides", "sweep", "wait"}
+
+
+def demo_workers() -> int:
+    """Runs at a time (params/demo.yaml `workers`, default 1)."""
+    workers = load_yaml(paths.PARAMS_DIR / "demo.yaml").get("workers", 1)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"{paths.PARAMS_DIR / 'demo.yaml'}: workers must be a positive integer, got {workers!r}")
+    return workers
 
 
 def demo_runs(full: bool = True) -> list[dict[str, Any]]:
@@ -37,9 +45,14 @@ def demo_runs(full: bool = True) -> list[dict[str, Any]]:
 def run_demo(only: list[str] | None = None, full: bool = False) -> bool:
     """Run the demo; True when every run ended ok. Each run's folder and time are printed as it finishes.
 
-    An entry is a notebook run (`notebook`, `params`, optional `overrides`) or a sweep (`sweep`: a sweep file).
+    An entry is a notebook run (`notebook`, `params`, optional `overrides`) or a sweep (`sweep`: a sweep
+    file). Up to `workers` runs go at a time (each kernel on one torch thread then, unless OMP_NUM_THREADS is
+    set); an entry with `wait: true` (05, which reads the runs before it) starts when all before it ended.
     """
-    from workbench.runner import resolve_parameters, run_notebook
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from workbench.runner import STOP, interruptible, resolve_parameters
     from workbench.sweep import load_sweep
 
     runs = [r for r in demo_runs(full)
@@ -49,26 +62,47 @@ def run_demo(only: list[str] | None = None, full: bool = False) -> bool:
             load_sweep(run["sweep"])
         else:
             resolve_parameters(run["notebook"], run.get("params"), run.get("overrides"))
-    all_ok = True
+    workers = demo_workers()
+    if workers > 1:  # kernels and probe processes inherit it: threads would spin against each other
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.perf_counter()
-    for run in runs:
-        start = time.perf_counter()
-        if "sweep" in run:
-            import pandas as pd
+    results: list[bool] = []
+    with interruptible(), ThreadPoolExecutor(max_workers=workers) as pool:
+        running: set[Any] = set()
+        for run in runs:
+            if run.get("wait"):
+                wait(running)
+                results += [future.result() for future in running]
+                running = set()
+            while len(running) >= workers:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                results += [future.result() for future in done]
+            if STOP.is_set():
+                break
+            running.add(pool.submit(_run_one, run))
+        results += [future.result() for future in running]
+    print(f"demo: {len(results)} runs in {time.perf_counter() - started:.0f} s, {workers} at a time", flush=True)
+    return len(results) == len(runs) and all(results)
 
-            from workbench.sweep import run_sweep
 
-            sweep_dir = run_sweep(run["sweep"], progress=False)
-            statuses = pd.read_csv(sweep_dir / "runs.csv")["status"]
-            print(f"[sweep {statuses.value_counts().to_dict()}] {run['sweep']} "
-                  f"({time.perf_counter() - start:.0f} s): {sweep_dir / 'index.html'}", flush=True)
-            all_ok &= bool((statuses == "ok").all())
-            continue
-        result = run_notebook(run["notebook"], run.get("params"), run.get("overrides"))
-        print(f"[{result.status}] {run['notebook']} ({time.perf_counter() - start:.0f} s): "
-              f"{result.dir / 'notebook.html'}", flush=True)
-        if result.error:
-            print(f"    {result.error.splitlines()[0]}")
-        all_ok &= result.ok
-    print(f"demo: {len(runs)} runs in {time.perf_counter() - started:.0f} s", flush=True)
-    return all_ok
+def _run_one(run: dict[str, Any]) -> bool:
+    """One demo entry; prints its status, time and page; True when it ended ok."""
+    from workbench.runner import run_notebook
+
+    start = time.perf_counter()
+    if "sweep" in run:
+        import pandas as pd
+
+        from workbench.sweep import run_sweep
+
+        sweep_dir = run_sweep(run["sweep"], progress=False)
+        statuses = pd.read_csv(sweep_dir / "runs.csv")["status"]
+        print(f"[sweep {statuses.value_counts().to_dict()}] {run['sweep']} "
+              f"({time.perf_counter() - start:.0f} s): {sweep_dir / 'index.html'}", flush=True)
+        return bool((statuses == "ok").all())
+    result = run_notebook(run["notebook"], run.get("params"), run.get("overrides"))
+    print(f"[{result.status}] {run['notebook']} ({time.perf_counter() - start:.0f} s): "
+          f"{result.dir / 'notebook.html'}", flush=True)
+    if result.error:
+        print(f"    {result.error.splitlines()[0]}", flush=True)
+    return result.ok
