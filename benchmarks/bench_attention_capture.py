@@ -83,7 +83,7 @@ def main() -> None:
     baseline_caption = rows["no capture"][0][2]
     base_peak = statistics.median(r[1] for r in rows["no capture"])
     base_time = statistics.median(r[0] for r in rows["no capture"])
-    visual = adapter.token_geometry(args.frames, *clip.frames.shape[1:3], max_pixels=args.max_pixels)["llm_tokens"]
+    visual = adapter.visual_tokens(args.frames, *clip.frames.shape[1:3], max_pixels=args.max_pixels).llm_tokens
     print(f"mid-size Qwen2-VL (random weights, bf16, sdpa), {args.frames} frames of the moving probe video "
           f"capped at {args.max_pixels} px, {visual} visual tokens, {args.tokens} new tokens, "
           f"{args.repeats} repeats, torch threads 1")

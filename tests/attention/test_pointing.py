@@ -12,7 +12,7 @@ import pytest
 from workbench import probe_videos as pv
 from workbench.attention import pointing
 from workbench.attention.aggregate import AttentionMaps
-from workbench.attention.layout import per_frame_grids
+from workbench.models.layout import per_frame_grids
 
 ROWS, COLS = 5, 6  # the video twin's merged grid for 240x320 frames (140x168 resized)
 

@@ -65,8 +65,8 @@ def test_tiny_probe_result_schema_and_counts():
     assert load["peak_bytes"] == load["end_bytes"] == result["weights_bytes"]
     tokens = result["tokens"]
     geometry = get("qwen2-vl-2b")[0].visual_tokens(4, 240, 320)
-    assert tokens["visual_tokens"] == geometry["llm_tokens"]
-    assert tokens["encoder_seq_len"] == geometry["encoder_seq_len"]
+    assert tokens["visual_tokens"] == geometry.llm_tokens
+    assert tokens["encoder_seq_len"] == geometry.encoder_tokens
     assert tokens["input_tokens"] == tokens["visual_tokens"] + tokens["text_tokens"]
     assert tokens["generated_tokens"] == 4
     # KV cache after generation: every layer's keys and values for the prompt and all but the last new token

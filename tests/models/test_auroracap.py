@@ -27,14 +27,16 @@ VISION_MODULES = ("vision_tower", "multi_modal_projector")
 # ---- geometry and the real architecture (no weights) ------------------------------------------------------
 
 def test_visual_tokens_follow_the_merge_rule_and_shrink_with_the_ratio():
-    default = ADAPTER.visual_tokens(8, 480, 640)
-    assert default["vision_seq_per_frame"] == 27 * 27 + 1  # 378 px, patch 14, [CLS]
-    assert default["tokens_per_frame"] == 171 and default["llm_tokens"] == 8 * 171  # default ratio 0.2
-    per_frame = [ADAPTER.visual_tokens(8, 480, 640, token_kept_ratio=r)["tokens_per_frame"]
+    default = ADAPTER.visual_tokens(8, 480, 640, model_id=MODEL_ID)
+    assert default.segment_len == 27 * 27 + 1  # 378 px, patch 14, [CLS]
+    assert default.llm_tokens_per_segment == 171 and default.llm_tokens == 8 * 171  # default ratio 0.2
+    per_frame = [ADAPTER.visual_tokens(8, 480, 640, model_id=MODEL_ID, options={"token_kept_ratio": r})
+                 .llm_tokens_per_segment
                  for r in (0.2, 0.4, 0.8, 1.0)]
     assert per_frame == [171, 326, 605, 729]
-    assert ADAPTER.visual_tokens(8, 480, 640, config_overrides={"token_kept_ratio": 0.4})["tokens_per_frame"] == 326
-    assert ADAPTER.visual_tokens(8, 480, 640, model_id=None)["tokens_per_frame"] == 729 - 3 * 145  # tiny: 4 layers
+    options = {"token_kept_ratio": 0.4}  # a runtime option or a config override: the same key
+    assert ADAPTER.visual_tokens(8, 480, 640, model_id=MODEL_ID, options=options).llm_tokens_per_segment == 326
+    assert ADAPTER.visual_tokens(8, 480, 640, model_id=None).llm_tokens_per_segment == 729 - 3 * 145  # tiny: 4 layers
 
 
 def test_spec_resolves_by_hub_id_and_prompt_follows_the_vicuna_template():
@@ -200,7 +202,8 @@ def test_token_kept_ratio_changes_the_visual_tokens_the_llm_sees(loaded, probe_c
             counts[ratio] = n_visual
     finally:
         set_token_kept_ratio(loaded, ADAPTER.specs[MODEL_ID].config["token_kept_ratio"])
-    expected = {r: ADAPTER.visual_tokens(4, 1, 1, model_id=None, token_kept_ratio=r)["llm_tokens"] for r in counts}
+    expected = {r: ADAPTER.visual_tokens(4, 1, 1, model_id=None, options={"token_kept_ratio": r}).llm_tokens
+                for r in counts}
     assert counts == expected
     assert counts[0.2] < counts[0.8] < counts[1.0] == 4 * 729
     assert inputs["pixel_values"].shape == (4, 3, 378, 378)
@@ -255,7 +258,7 @@ def test_attention_maps_each_merged_token_onto_the_patches_of_its_own_frame(prob
         eager.unload()
     layout = maps.layout
     assert maps.capture.caption.text == plain.text
-    per_frame = ADAPTER.visual_tokens(3, 1, 1, model_id=None)["tokens_per_frame"]
+    per_frame = ADAPTER.visual_tokens(3, 1, 1, model_id=None).llm_tokens_per_segment
     assert layout.n_tokens == maps.capture.n_visual == 3 * per_frame
     assert (layout.grid_rows, layout.grid_cols) == (27, 27)
     table = layout.token_table()

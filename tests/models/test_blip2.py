@@ -66,15 +66,15 @@ def test_visual_tokens_match_the_processor_and_vision_tower(twins, probe_clip):
     loaded = twins("none")
     frames, timestamps = probe_clip(3)
     expected = ADAPTER.visual_tokens(3, frames.shape[1], frames.shape[2])
-    assert (expected["tokens_per_frame"], expected["total"], expected["vision_seq_per_frame"]) == (32, 96, 257)
+    assert (expected.llm_tokens_per_segment, expected.llm_tokens, expected.segment_len) == (32, 96, 257)
     inputs = ADAPTER.build_inputs(loaded, frames, timestamps, "What is shown?")
     image_id = loaded.model.config.image_token_index
     per_row = (inputs["input_ids"] == image_id).sum(dim=1).tolist()
-    assert per_row == [expected["tokens_per_frame"]] * 3
+    assert per_row == [expected.llm_tokens_per_segment] * 3
     assert tuple(inputs["pixel_values"].shape) == (3, 3, 224, 224)
     with torch.inference_mode():
         hidden = loaded.model.vision_model(inputs["pixel_values"]).last_hidden_state
-    assert hidden.shape[1] == expected["vision_seq_per_frame"]
+    assert hidden.shape[1] == expected.segment_len
 
 
 def test_question_prompts_use_the_blip2_format():

@@ -52,15 +52,15 @@ def test_visual_tokens_match_the_processor_and_vision_tower(twins, probe_clip):
     loaded = twins("none")
     frames, timestamps = probe_clip(4)
     expected = ADAPTER.visual_tokens(4, frames.shape[1], frames.shape[2])
-    assert (expected["tokens_per_frame"], expected["total"], expected["vision_seq_per_frame"]) == (32, 128, 257)
-    assert ADAPTER.visual_tokens(16, 480, 640)["total"] == 128  # more frames never means more tokens
+    assert (expected.llm_tokens_per_segment, expected.llm_tokens, expected.segment_len) == (32, 128, 257)
+    assert ADAPTER.visual_tokens(16, 480, 640).llm_tokens == 128  # more frames never means more tokens
     inputs = ADAPTER.build_inputs(loaded, frames, timestamps, "What happens?")
-    assert int((inputs["input_ids"] == loaded.model.config.video_token_index).sum()) == expected["total"]
+    assert int((inputs["input_ids"] == loaded.model.config.video_token_index).sum()) == expected.llm_tokens
     assert tuple(inputs["pixel_values"].shape) == (1, 4, 3, 224, 224)
     assert inputs["qformer_input_ids"].shape[0] == 1  # the instruction also goes to the Q-Former
     with torch.inference_mode():
         hidden = loaded.model.vision_model(inputs["pixel_values"][0]).last_hidden_state
-    assert hidden.shape[:2] == (4, expected["vision_seq_per_frame"])
+    assert hidden.shape[:2] == (4, expected.segment_len)
 
 
 def test_build_inputs_refuses_other_frame_counts(twins, probe_clip):
@@ -77,7 +77,7 @@ def test_tiny_twin_captions_four_frames(twins, probe_clip, quantization):
     assert record.status == "ok", record.error
     assert (record.n_frames, record.notes) == (4, [])
     assert GEN.min_new_tokens <= record.n_tokens <= GEN.max_new_tokens
-    assert record.n_input_tokens > ADAPTER.visual_tokens(4, 0, 0)["total"]
+    assert record.n_input_tokens > ADAPTER.visual_tokens(4, 0, 0).llm_tokens
     report = loaded.report
     assert report.n_params > 0 and report.memory_bytes > 0
     if quantization == "none":

@@ -59,17 +59,17 @@ def test_visual_tokens_match_the_processor_and_vision_tower(twins, probe_clip):
     loaded = twins("none")
     frames, timestamps = probe_clip(3)
     expected = ADAPTER.visual_tokens(3, frames.shape[1], frames.shape[2])
-    assert (expected["tokens_per_frame"], expected["total"], expected["vision_seq_per_frame"]) == (256, 768, 1025)
+    assert (expected.llm_tokens_per_segment, expected.llm_tokens, expected.segment_len) == (256, 768, 1025)
     inputs = ADAPTER.build_inputs(loaded, frames, timestamps, "What happens?")
-    assert int((inputs["input_ids"] == loaded.model.config.image_token_id).sum()) == expected["total"]
+    assert int((inputs["input_ids"] == loaded.model.config.image_token_id).sum()) == expected.llm_tokens
     assert tuple(inputs["pixel_values"].shape) == (3, 3, 448, 448)
     text = loaded.processor.tokenizer.decode(inputs["input_ids"][0])
     assert all(f"Frame{i}: <img>" in text for i in (1, 2, 3))
     with torch.inference_mode():
         hidden = loaded.model.model.vision_tower(inputs["pixel_values"]).last_hidden_state
         features = loaded.model.model.get_image_features(inputs["pixel_values"]).pooler_output
-    assert hidden.shape[:2] == (3, expected["vision_seq_per_frame"])
-    assert features.shape[:2] == (3, expected["tokens_per_frame"])
+    assert hidden.shape[:2] == (3, expected.segment_len)
+    assert features.shape[:2] == (3, expected.llm_tokens_per_segment)
 
 
 @pytest.mark.parametrize("quantization", QUANTIZATIONS)
@@ -80,7 +80,7 @@ def test_tiny_twin_captions_the_clip(twins, probe_clip, quantization):
     assert record.status == "ok", record.error
     assert record.n_frames == 3
     assert GEN.min_new_tokens <= record.n_tokens <= GEN.max_new_tokens
-    assert record.n_input_tokens > ADAPTER.visual_tokens(3, 0, 0)["total"]
+    assert record.n_input_tokens > ADAPTER.visual_tokens(3, 0, 0).llm_tokens
     report = loaded.report
     assert report.n_params > 0 and report.memory_bytes > 0
     if quantization == "none":

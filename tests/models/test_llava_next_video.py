@@ -15,10 +15,10 @@ VISION_MODULES = ("model.vision_tower", "model.multi_modal_projector")
 
 def test_visual_tokens_are_pooled_to_144_per_frame():
     tokens = ADAPTER.visual_tokens(32, 480, 640)
-    assert tokens["vision_seq_per_frame"] == 24 * 24 + 1  # 336 px / patch 14, plus CLS
-    assert tokens["tokens_per_frame"] == 144  # CLS dropped, 24 x 24 pooled 2 x 2
-    assert tokens["total"] == 32 * 144
-    assert ADAPTER.visual_tokens(5, 100, 900)["total"] == 5 * 144  # every frame is cropped square
+    assert tokens.segment_len == 24 * 24 + 1  # 336 px / patch 14, plus CLS
+    assert tokens.llm_tokens_per_segment == 144  # CLS dropped, 24 x 24 pooled 2 x 2
+    assert tokens.llm_tokens == 32 * 144
+    assert ADAPTER.visual_tokens(5, 100, 900).llm_tokens == 5 * 144  # every frame is cropped square
 
 
 def test_odd_patch_grid_cannot_be_pooled():
@@ -63,9 +63,9 @@ def test_processor_emits_the_predicted_video_tokens(loaded, probe_clip):
     inputs = ADAPTER.build_inputs(loaded, frames, timestamps, loaded.spec.prompt)
     expected = ADAPTER.visual_tokens(N_FRAMES, frames.shape[1], frames.shape[2])
     n_video = int((inputs["input_ids"] == loaded.model.config.video_token_id).sum())
-    assert n_video == expected["total"] == N_FRAMES * 144
+    assert n_video == expected.llm_tokens == N_FRAMES * 144
     assert tuple(inputs["pixel_values_videos"].shape) == (
-        1, N_FRAMES, 3, expected["processed_height"], expected["processed_width"])
+        1, N_FRAMES, 3, expected.resized_height, expected.resized_width)
 
 
 def test_vision_encoder_and_pooler_lengths_per_frame(loaded, probe_clip):
@@ -77,8 +77,8 @@ def test_vision_encoder_and_pooler_lengths_per_frame(loaded, probe_clip):
     with torch.inference_mode():
         hidden = loaded.model.model.vision_tower(pixels[0, :1]).last_hidden_state
         video = loaded.model.model.get_video_features(pixels).pooler_output
-    assert hidden.shape[1] == expected["vision_seq_per_frame"]
-    assert video.shape[1] == expected["total"]
+    assert hidden.shape[1] == expected.segment_len
+    assert video.shape[1] == expected.llm_tokens
 
 
 def test_tiny_caption_is_deterministic_and_reported(loaded, probe_clip):

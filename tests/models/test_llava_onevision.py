@@ -18,11 +18,11 @@ VISION_MODULES = ("model.vision_tower", "model.multi_modal_projector")
 
 def test_visual_tokens_are_196_per_frame_plus_one_per_video():
     tokens = ADAPTER.visual_tokens(32, 480, 640)
-    assert tokens["vision_seq_per_frame"] == 27 * 27  # 384 px / patch 14, SigLIP has no CLS
-    assert tokens["tokens_per_frame"] == 196  # ceil(27 / 2) ** 2
-    assert tokens["extra_tokens"] == 1
-    assert tokens["total"] == 32 * 196 + 1
-    assert onevision_video_tokens(1, 10, 10)["total"] == 197
+    assert tokens.segment_len == 27 * 27  # 384 px / patch 14, SigLIP has no CLS
+    assert tokens.llm_tokens_per_segment == 196  # ceil(27 / 2) ** 2
+    assert tokens.llm_tokens - 32 * tokens.llm_tokens_per_segment == 1  # one newline per video
+    assert tokens.llm_tokens == 32 * 196 + 1
+    assert onevision_video_tokens(1, 10, 10).llm_tokens == 197
 
 
 def test_specs_resolve_by_hub_id():
@@ -66,9 +66,9 @@ def test_processor_emits_the_predicted_video_tokens(loaded, probe_clip):
     inputs = ADAPTER.build_inputs(loaded, frames, timestamps, loaded.spec.prompt)
     expected = ADAPTER.visual_tokens(N_FRAMES, frames.shape[1], frames.shape[2])
     n_video = int((inputs["input_ids"] == loaded.model.config.video_token_id).sum())
-    assert n_video == expected["total"] == N_FRAMES * 196 + 1
+    assert n_video == expected.llm_tokens == N_FRAMES * 196 + 1
     assert tuple(inputs["pixel_values_videos"].shape) == (
-        1, N_FRAMES, 3, expected["processed_height"], expected["processed_width"])
+        1, N_FRAMES, 3, expected.resized_height, expected.resized_width)
 
 
 def test_vision_encoder_and_pooled_lengths(loaded, probe_clip):
@@ -80,8 +80,8 @@ def test_vision_encoder_and_pooled_lengths(loaded, probe_clip):
     with torch.inference_mode():
         hidden = loaded.model.model.vision_tower(pixels[0, :1]).last_hidden_state
         video = loaded.model.model.get_video_features(pixels).pooler_output
-    assert hidden.shape[1] == expected["vision_seq_per_frame"]
-    assert video.shape[1] == expected["total"]
+    assert hidden.shape[1] == expected.segment_len
+    assert video.shape[1] == expected.llm_tokens
 
 
 def test_only_llava_video_gets_the_time_instruction(loaded, probe_clip):

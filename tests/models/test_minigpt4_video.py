@@ -88,17 +88,17 @@ def test_geometry_is_64_concatenated_tokens_per_frame_in_the_model_input(tiny, p
     import torch
 
     frames, timestamps = probe_clip(3)
-    geometry = ADAPTER.token_geometry(3, frames.shape[1], frames.shape[2])
-    assert (geometry["tokens_per_frame"], geometry["llm_tokens"], geometry["encoder_seq_len"]) == (64, 192, 257)
+    geometry = ADAPTER.visual_tokens(3, frames.shape[1], frames.shape[2])
+    assert (geometry.llm_tokens_per_segment, geometry.llm_tokens, geometry.segment_len) == (64, 192, 257)
     inputs = ADAPTER.build_inputs(tiny, frames, timestamps, "Describe this video.")
-    assert int((inputs["input_ids"] == tiny.model.config.image_token_id).sum()) == geometry["llm_tokens"]
+    assert int((inputs["input_ids"] == tiny.model.config.image_token_id).sum()) == geometry.llm_tokens
     assert tuple(inputs["pixel_values"].shape) == (3, 3, 224, 224)
     with torch.inference_mode():
         hidden = tiny.model.vision_model(inputs["pixel_values"]).last_hidden_state
         features = tiny.model.get_image_features(inputs["pixel_values"])
         # token k of a frame is patches 4k..4k+3 side by side, projected
         expected = tiny.model.llama_proj(hidden[1, 1:][8:12].reshape(-1))
-    assert hidden.shape[1] == geometry["vision_seq_per_frame"]
+    assert hidden.shape[1] == geometry.segment_len
     assert tuple(features.shape) == (3, 64, tiny.model.config.text_config.hidden_size)
     torch.testing.assert_close(features[1, 2], expected)
 

@@ -46,9 +46,9 @@ def test_visual_tokens_match_what_the_processor_produces(loaded, n_frames, heigh
     frames = np.random.default_rng(1).integers(0, 255, (n_frames, height, width, 3), dtype=np.uint8)
     inputs = ADAPTER.build_inputs(loaded, frames, None, "x", max_pixels=max_pixels)
     expected = ADAPTER.visual_tokens(n_frames, height, width, max_pixels=max_pixels)
-    assert inputs["video_grid_thw"][0].tolist() == [expected["grid_t"], expected["grid_h"], expected["grid_w"]]
-    assert inputs["pixel_values_videos"].shape[0] == expected["encoder_seq_len"]
-    assert int((inputs["input_ids"] == loaded.model.config.video_token_id).sum()) == expected["llm_tokens"]
+    assert inputs["video_grid_thw"][0].tolist() == [expected.n_segments, expected.patch_grid[0], expected.patch_grid[1]]
+    assert inputs["pixel_values_videos"].shape[0] == expected.encoder_tokens
+    assert int((inputs["input_ids"] == loaded.model.config.video_token_id).sum()) == expected.llm_tokens
 
 
 def test_seconds_per_frame_pair_follow_the_timestamps_and_stay_float32(probe_clip):

@@ -40,11 +40,11 @@ def test_specs_resolve_by_hub_id_and_take_native_video():
 
 def test_visual_tokens_follow_the_published_formula():
     tokens = ADAPTER.visual_tokens(8, 480, 640, max_pixels=448 * 448)
-    h, w = tokens["resized_height"], tokens["resized_width"]
+    h, w = tokens.resized_height, tokens.resized_width
     assert h % 28 == 0 and w % 28 == 0 and h * w <= 448 * 448
-    assert tokens["llm_tokens"] == (8 // 2) * (h // 28) * (w // 28)
-    assert tokens["encoder_seq_len"] == 4 * tokens["llm_tokens"]
-    assert ADAPTER.visual_tokens(7, 480, 640)["grid_t"] == 4  # odd counts pad with the last frame
+    assert tokens.llm_tokens == (8 // 2) * (h // 28) * (w // 28)
+    assert tokens.encoder_tokens == 4 * tokens.llm_tokens
+    assert ADAPTER.visual_tokens(7, 480, 640).n_segments == 4  # odd counts pad with the last frame
 
 
 @pytest.mark.parametrize("n_frames, height, width, max_pixels, min_pixels", [
@@ -58,9 +58,9 @@ def test_visual_tokens_match_what_the_processor_produces(loaded, n_frames, heigh
     inputs = ADAPTER.build_inputs(loaded, frames, None, "x", max_pixels=max_pixels, min_pixels=min_pixels)
     expected = ADAPTER.visual_tokens(n_frames, height, width, max_pixels=max_pixels, min_pixels=min_pixels)
     grid = inputs["video_grid_thw"][0].tolist()
-    assert grid == [expected["grid_t"], expected["grid_h"], expected["grid_w"]]
-    assert inputs["pixel_values_videos"].shape[0] == expected["encoder_seq_len"]
-    assert _count(inputs, loaded.model.config.video_token_id) == expected["llm_tokens"]
+    assert grid == [expected.n_segments, expected.patch_grid[0], expected.patch_grid[1]]
+    assert inputs["pixel_values_videos"].shape[0] == expected.encoder_tokens
+    assert _count(inputs, loaded.model.config.video_token_id) == expected.llm_tokens
 
 
 def test_vision_encoder_returns_one_embedding_per_llm_token(loaded, probe_clip):
@@ -72,7 +72,7 @@ def test_vision_encoder_returns_one_embedding_per_llm_token(loaded, probe_clip):
         out = loaded.model.model.visual(inputs["pixel_values_videos"], grid_thw=inputs["video_grid_thw"])
     embeds = out.pooler_output if hasattr(out, "pooler_output") else out
     expected = ADAPTER.visual_tokens(4, frames.shape[1], frames.shape[2])
-    assert embeds.shape[0] == expected["llm_tokens"]
+    assert embeds.shape[0] == expected.llm_tokens
 
 
 def test_pixel_budget_comes_from_settings_when_they_carry_one(loaded, probe_clip):
@@ -80,8 +80,8 @@ def test_pixel_budget_comes_from_settings_when_they_carry_one(loaded, probe_clip
     small = dataclasses.replace(loaded, settings=PixelSettings(source="tiny", max_pixels=112 * 112))
     inputs = ADAPTER.build_inputs(small, frames, timestamps, "x")
     expected = ADAPTER.visual_tokens(4, frames.shape[1], frames.shape[2], max_pixels=112 * 112)
-    assert _count(inputs, loaded.model.config.video_token_id) == expected["llm_tokens"]
-    assert expected["llm_tokens"] < ADAPTER.visual_tokens(4, frames.shape[1], frames.shape[2])["llm_tokens"]
+    assert _count(inputs, loaded.model.config.video_token_id) == expected.llm_tokens
+    assert expected.llm_tokens < ADAPTER.visual_tokens(4, frames.shape[1], frames.shape[2]).llm_tokens
 
 
 def test_prompt_is_a_chat_turn_with_one_wrapped_video(loaded, probe_clip):

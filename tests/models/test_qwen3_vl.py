@@ -43,13 +43,13 @@ def test_specs_resolve_and_keep_deepstack_below_the_vision_depth():
 
 def test_visual_tokens_use_32_pixel_tokens_and_a_per_frame_budget():
     tokens = ADAPTER.visual_tokens(8, 480, 640, max_pixels=256 * 32 * 32)
-    h, w = tokens["resized_height"], tokens["resized_width"]
+    h, w = tokens.resized_height, tokens.resized_width
     assert h % 32 == 0 and w % 32 == 0 and h * w <= 256 * 32 * 32
-    assert tokens["llm_tokens"] == 4 * (h // 32) * (w // 32) and tokens["marker_tokens"] == 8
-    assert tokens["encoder_seq_len"] == 4 * tokens["llm_tokens"]
+    assert tokens.llm_tokens == 4 * (h // 32) * (w // 32) and tokens.extra_prompt_tokens == 4 * (2 + 6)
+    assert tokens.encoder_tokens == 4 * tokens.llm_tokens
     # the budget is per frame: twice the frames at the same cap keep the same size per frame
     doubled = ADAPTER.visual_tokens(16, 480, 640, max_pixels=256 * 32 * 32)
-    assert (doubled["resized_height"], doubled["resized_width"]) == (h, w)
+    assert (doubled.resized_height, doubled.resized_width) == (h, w)
 
 
 @pytest.mark.parametrize("n_frames, height, width, max_pixels, min_pixels", [
@@ -62,11 +62,11 @@ def test_visual_tokens_match_what_the_processor_produces(loaded, n_frames, heigh
     frames = np.random.default_rng(2).integers(0, 255, (n_frames, height, width, 3), dtype=np.uint8)
     inputs = ADAPTER.build_inputs(loaded, frames, None, "x", max_pixels=max_pixels, min_pixels=min_pixels)
     expected = ADAPTER.visual_tokens(n_frames, height, width, max_pixels=max_pixels, min_pixels=min_pixels)
-    assert inputs["video_grid_thw"][0].tolist() == [expected["grid_t"], expected["grid_h"], expected["grid_w"]]
-    assert inputs["pixel_values_videos"].shape[0] == expected["encoder_seq_len"]
+    assert inputs["video_grid_thw"][0].tolist() == [expected.n_segments, expected.patch_grid[0], expected.patch_grid[1]]
+    assert inputs["pixel_values_videos"].shape[0] == expected.encoder_tokens
     config = loaded.model.config
-    assert _count(inputs, config.video_token_id) == expected["llm_tokens"]
-    assert _count(inputs, config.vision_start_token_id) == expected["marker_tokens"] // 2
+    assert _count(inputs, config.video_token_id) == expected.llm_tokens
+    assert _count(inputs, config.vision_start_token_id) == expected.n_segments
 
 
 def test_each_frame_pair_carries_its_mean_timestamp(loaded, probe_clip):

@@ -53,9 +53,9 @@ def test_visual_tokens_match_what_the_real_processor_settings_produce(twins, pro
                                                                       side, vision_seq):
     loaded = twins("none")
     frames, timestamps = probe_clip(3)
-    expected = ADAPTER.visual_tokens(3, frames.shape[1], frames.shape[2], model_id)
-    assert (expected["tokens_per_frame"], expected["total"]) == (per_frame, 3 * per_frame)
-    assert expected["vision_seq_per_frame"] == vision_seq
+    expected = ADAPTER.visual_tokens(3, frames.shape[1], frames.shape[2], model_id=model_id)
+    assert (expected.llm_tokens_per_segment, expected.llm_tokens) == (per_frame, 3 * per_frame)
+    assert expected.segment_len == vision_seq
     processor = ADAPTER.build_processor(ADAPTER.specs[model_id], loaded.processor.tokenizer)
     text = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "x"}]}],
@@ -63,7 +63,7 @@ def test_visual_tokens_match_what_the_real_processor_settings_produce(twins, pro
     inputs = processor(text=text, videos=[frames], video_metadata=[video_metadata(frames.shape, timestamps)],
                        return_tensors="pt")
     image_id = processor.tokenizer.convert_tokens_to_ids("<image>")
-    assert int((inputs["input_ids"] == image_id).sum()) == expected["total"]
+    assert int((inputs["input_ids"] == image_id).sum()) == expected.llm_tokens
     assert tuple(inputs["pixel_values"].shape) == (1, 3, 3, side, side)
 
 
@@ -75,7 +75,7 @@ def test_vision_tower_sequence_per_frame(twins, probe_clip):
     inputs = ADAPTER.build_inputs(loaded, frames, timestamps, "x")
     with torch.inference_mode():
         hidden = loaded.model.model.vision_model(inputs["pixel_values"][0]).last_hidden_state
-    assert hidden.shape[:2] == (2, ADAPTER.visual_tokens(2, 0, 0)["vision_seq_per_frame"])
+    assert hidden.shape[:2] == (2, ADAPTER.visual_tokens(2, 0, 0).segment_len)
 
 
 def test_frame_prompts_carry_the_clips_own_timestamps(twins, probe_clip):
@@ -104,7 +104,7 @@ def test_tiny_twin_captions_the_clip(twins, probe_clip, quantization):
     assert record.status == "ok", record.error
     assert record.n_frames == 3
     assert GEN.min_new_tokens <= record.n_tokens <= GEN.max_new_tokens
-    assert record.n_input_tokens > ADAPTER.visual_tokens(3, 0, 0)["total"]
+    assert record.n_input_tokens > ADAPTER.visual_tokens(3, 0, 0).llm_tokens
     report = loaded.report
     assert report.n_params > 0 and report.memory_bytes > 0
     if quantization == "none":

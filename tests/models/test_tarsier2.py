@@ -15,10 +15,21 @@ import pytest
 from workbench.models import GenerationSettings, load, registry
 from workbench.models import convert_tarsier2 as convert
 from workbench.models.base import UnsafeLoadError, WeightsUnavailableError
-from workbench.models.tarsier2 import ADAPTER, HUB_ID, MAX_PIXELS, fabricate_published_checkpoint, frame_budget
+from workbench.models.tarsier2 import (
+    ADAPTER,
+    CHAT_TEMPLATE,
+    HUB_ID,
+    MAX_PIXELS,
+    fabricate_published_checkpoint,
+    frame_budget,
+    processing_from_published,
+)
 
 MODEL_ID = "tarsier2-recap-7b"
 GEN = GenerationSettings(max_new_tokens=6, min_new_tokens=3)
+
+# what the family file hands the converter (its processor settings and chat template)
+FAMILY_PROCESSOR = {"processing": processing_from_published, "chat_template": CHAT_TEMPLATE}
 
 
 def _quiet_load(source, **kwargs):
@@ -115,7 +126,7 @@ def test_registry_load_of_the_published_folder_captions_a_probe_clip(converted, 
     frames, timestamps = probe_clip(4)
     record = converted.describe(frames, timestamps, generation=GEN)
     assert record.status == "ok" and record.n_tokens >= GEN.min_new_tokens and record.n_frames == 4
-    expected = ADAPTER.visual_tokens(4, frames.shape[1], frames.shape[2])["llm_tokens"]
+    expected = ADAPTER.visual_tokens(4, frames.shape[1], frames.shape[2]).llm_tokens
     inputs = ADAPTER.build_inputs(converted, frames, timestamps, "x")
     assert int((inputs["input_ids"] == converted.model.config.video_token_id).sum()) == expected
     assert converted.report.n_params > 0 and converted.report.family == "tarsier2"
@@ -163,7 +174,7 @@ def test_missing_config_is_named(published, tmp_path):
     folder = _copy(published, tmp_path)
     (folder / "config.json").unlink()
     with pytest.raises(convert.ConversionError, match=r"copy: no config.json"):
-        convert.convert_checkpoint(folder)
+        convert.convert_checkpoint(folder, **FAMILY_PROCESSOR)
 
 
 def test_unexpected_keys_are_named(published, tmp_path):
@@ -173,7 +184,7 @@ def test_unexpected_keys_are_named(published, tmp_path):
     folder = _copy(published, tmp_path)
     save_file({"multi_modal_projector.linear_1.weight": torch.zeros(2, 2)}, str(folder / "extra.safetensors"))
     with pytest.raises(convert.ConversionError, match=r"copy: 1 unexpected weight.*multi_modal_projector"):
-        convert.convert_checkpoint(folder)
+        convert.convert_checkpoint(folder, **FAMILY_PROCESSOR)
     assert not convert.converted_dir(folder).exists()  # nothing half-written
 
 
@@ -181,7 +192,7 @@ def test_missing_keys_are_named(published, tmp_path):
     folder = _copy(published, tmp_path)
     (folder / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(convert.ConversionError, match=r"copy: \d+ weight\(s\) missing .*model\."):
-        convert.convert_checkpoint(folder)
+        convert.convert_checkpoint(folder, **FAMILY_PROCESSOR)
 
 
 def test_wrong_model_type_is_named(published, tmp_path):
@@ -190,7 +201,7 @@ def test_wrong_model_type_is_named(published, tmp_path):
     config["text_config"]["model_type"] = "llama"
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(convert.ConversionError, match="copy: text_config.model_type is 'llama'"):
-        convert.convert_checkpoint(folder)
+        convert.convert_checkpoint(folder, **FAMILY_PROCESSOR)
 
 
 # ---- the registry, hub ids and the embedded architecture ------------------------------------------------------
@@ -242,10 +253,10 @@ def test_frame_defaults_are_tarsier2s():
     assert frame_budget(16) == MAX_PIXELS == 460800
     assert frame_budget(40) == 128 * 384 * 384 // 80  # the per-sample budget takes over past 20 frames
     tokens = ADAPTER.visual_tokens(16, 1080, 1920)
-    assert tokens["resized_height"] * tokens["resized_width"] <= MAX_PIXELS
+    assert tokens.resized_height * tokens.resized_width <= MAX_PIXELS
     # frames as images: one temporal patch per frame, twice Qwen2-VL's video tokens at the same size
     qwen = registry.get("qwen2-vl-7b")[0].visual_tokens(16, 1080, 1920, max_pixels=MAX_PIXELS)
-    assert tokens["llm_tokens"] == 2 * qwen["llm_tokens"] == 16 * tokens["llm_tokens_per_frame"]
+    assert tokens.llm_tokens == 2 * qwen.llm_tokens == 16 * tokens.llm_tokens_per_segment
 
 
 @pytest.mark.parametrize("n_frames, height, width, max_pixels", [
@@ -258,9 +269,9 @@ def test_visual_tokens_match_what_the_processor_produces(tiny, n_frames, height,
     frames = np.random.default_rng(0).integers(0, 255, (n_frames, height, width, 3), dtype=np.uint8)
     inputs = ADAPTER.build_inputs(tiny, frames, None, "x", max_pixels=max_pixels)
     expected = ADAPTER.visual_tokens(n_frames, height, width, max_pixels=max_pixels)
-    assert inputs["video_grid_thw"][0].tolist() == [n_frames, expected["grid_h"], expected["grid_w"]]
-    assert inputs["pixel_values_videos"].shape[0] == expected["encoder_seq_len"]
-    assert int((inputs["input_ids"] == tiny.model.config.video_token_id).sum()) == expected["llm_tokens"]
+    assert inputs["video_grid_thw"][0].tolist() == [n_frames, expected.patch_grid[0], expected.patch_grid[1]]
+    assert inputs["pixel_values_videos"].shape[0] == expected.encoder_tokens
+    assert int((inputs["input_ids"] == tiny.model.config.video_token_id).sum()) == expected.llm_tokens
 
 
 def test_each_temporal_patch_holds_one_frame(tiny):
@@ -279,7 +290,7 @@ def test_memory_prediction_for_the_random_source():
     small = predict(MODEL_ID, source="random", frames=8, height=480, width=640)
     large = predict(MODEL_ID, source="random", frames=16, height=720, width=1280)
     assert large.peak_bytes > small.peak_bytes
-    assert large.tokens["visual_tokens"] == ADAPTER.visual_tokens(16, 720, 1280)["llm_tokens"]
+    assert large.tokens["visual_tokens"] == ADAPTER.visual_tokens(16, 720, 1280).llm_tokens
     assert large.tokens["n_segments"] == 16  # one vision attention segment per frame
     qwen = predict("qwen2-vl-7b", source="random", frames=16, height=720, width=1280)
     assert large.weights_bytes == qwen.weights_bytes  # same architecture
@@ -296,7 +307,7 @@ def test_attention_capture_maps_every_visual_token_to_its_frame(tiny, probe_clip
     maps = attend(tiny, frames, timestamps, generation=GEN, settings=CaptureSettings(heads="all"))
     assert maps.capture.caption.text == plain.text
     assert maps.layout.n_tokens == maps.capture.n_visual == ADAPTER.visual_tokens(
-        4, frames.shape[1], frames.shape[2])["llm_tokens"]
+        4, frames.shape[1], frames.shape[2]).llm_tokens
     assert maps.layout.n_frames == 4
     per_frame = maps.layout.frame_mass(maps.select())
     clip = maps.layout.to_cells(maps.select())[:, maps.layout.clip_cell]

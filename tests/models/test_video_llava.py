@@ -17,11 +17,11 @@ VISION_MODULES = ("model.video_tower", "model.image_tower", "model.multi_modal_p
 
 def test_visual_tokens_keep_cls_and_always_count_eight_frames():
     tokens = ADAPTER.visual_tokens(4, 480, 640)  # the model resamples 4 frames to 8
-    assert tokens["frames"] == 8
-    assert tokens["vision_seq_per_frame"] == 16 * 16 + 1
-    assert tokens["tokens_per_frame"] == 257  # CLS kept for video
-    assert tokens["total"] == 2056 == ADAPTER.specs[MODEL_ID].config["video_seq_length"]
-    assert video_llava_tokens(3, 100, 50)["total"] == 3 * 257
+    assert tokens.frames_used == 8
+    assert tokens.segment_len == 16 * 16 + 1
+    assert tokens.llm_tokens_per_segment == 257  # CLS kept for video
+    assert tokens.llm_tokens == 2056 == ADAPTER.specs[MODEL_ID].config["video_seq_length"]
+    assert video_llava_tokens(3, 100, 50).llm_tokens == 3 * 257
 
 
 def test_spec_resolves_by_hub_id_and_is_fixed_frame():
@@ -56,9 +56,9 @@ def test_processor_emits_the_predicted_video_tokens(loaded, probe_clip):
     inputs = ADAPTER.build_inputs(loaded, frames, timestamps, loaded.spec.prompt)
     expected = ADAPTER.visual_tokens(8, frames.shape[1], frames.shape[2])
     n_video = int((inputs["input_ids"] == loaded.model.config.video_token_id).sum())
-    assert n_video == expected["total"] == 2056
+    assert n_video == expected.llm_tokens == 2056
     assert tuple(inputs["pixel_values_videos"].shape) == (
-        1, 8, 3, expected["processed_height"], expected["processed_width"])
+        1, 8, 3, expected.resized_height, expected.resized_width)
     assert inputs["input_ids"][0, 0] == loaded.processor.tokenizer.bos_token_id  # Llama adds <s>
 
 
@@ -70,7 +70,7 @@ def test_vision_encoder_sequence_length_per_frame(loaded, probe_clip):
     with torch.inference_mode():
         hidden = loaded.model.model.video_tower(pixels).last_hidden_state
     expected = ADAPTER.visual_tokens(8, frames.shape[1], frames.shape[2])
-    assert hidden.shape[1] == expected["vision_seq_per_frame"]
+    assert hidden.shape[1] == expected.segment_len
 
 
 def test_tiny_caption_is_deterministic_and_reported(loaded, probe_clip):

@@ -10,7 +10,7 @@ from workbench.models import LoadSettings, load, registry
 from workbench.weights import count_weights, meta_model, weight_bytes
 
 # One id per family: tiny twins are per family (trained twins load only their committed weights).
-FAMILY_IDS = sorted({registry.family_adapter(m).family: ids[0] for m, ids in registry._NATIVE.items()
+FAMILY_IDS = sorted({registry.family_adapter(m).family: next(iter(ids)) for m, ids in registry._NATIVE.items()
                      if m not in registry.TRAINED_TWINS}.values())
 QUANTS = [("none", False), ("8bit", False), ("4bit-nf4", False), ("4bit-fp4", True)]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from workbench.attention.layout import TokenLayout
+from workbench.models.layout import TokenLayout
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -88,17 +88,11 @@ def config_label(config: ProbeConfig | dict[str, Any]) -> str:
 
 def predict_config(config: ProbeConfig, device: str = "cuda", text_tokens: int | None = None,
                    **options: Any) -> "Prediction":
-    """The prediction for one configuration; `options` are predict-only settings (transformers_era,
-    masked_sdpa, vision_attention_scope)."""
-    from workbench.memory.predictor import predict
+    """The prediction for one configuration (predictor.predict_config, the one builder every caller uses);
+    `options` are predict-only settings (transformers_era, masked_sdpa, vision_attention_scope)."""
+    from workbench.memory.predictor import predict_config as build
 
-    return predict(config.model, source=config.source, quantization=config.quantization,
-                   attn_implementation=config.attn_implementation, dtype=config.dtype, frames=config.frames,
-                   height=config.height, width=config.width, max_pixels=config.max_pixels,
-                   max_new_tokens=config.max_new_tokens, text_tokens=text_tokens,
-                   double_quant=config.double_quant, device=device, quantize_vision=config.quantize_vision,
-                   config_overrides=config.config_overrides or None, model_options=config.model_options or None,
-                   **options)
+    return build(config, device, text_tokens, **options)
 
 
 def _config_columns(config: ProbeConfig | dict[str, Any]) -> dict[str, Any]:

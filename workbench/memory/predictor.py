@@ -40,21 +40,27 @@ kernels run depends on the machine, so a CPU prediction asks what bitsandbytes a
 and records the answer in `cpu_kernels`.
 
 The numbers of each term were read off the live-tensor tracker on a mid-size Qwen2-VL (docs/memory.md); other
-families reuse the same terms with their own geometry (table `VISION_ARCH` and `visual_geometry`), so their
-predictions are estimates of the same quality only where their code follows the same pattern.
+families reuse the same terms with their own geometry and traits (each family file's `visual_tokens` and
+`memory`: workbench/models/geometry.py, traits.py), so their predictions are estimates of the same quality
+only where their code follows the same pattern. No family is named here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.cpu_kernels import CpuKernels
+from workbench.models.geometry import VisualGeometry
+from workbench.models.traits import MemoryTraits
 from workbench.weights import DTYPE_BYTES, WeightCounts, weight_bytes
+
+if TYPE_CHECKING:
+    from workbench.memory.probe import ProbeConfig
 
 DEFAULT_TEXT_TOKENS = 64  # chat template + a one-sentence prompt with the real tokenizers (~40-70 tokens)
 PredictDevice = Literal["cuda", "cpu"]
@@ -145,61 +151,11 @@ class Architecture:
                    bool(data["quantize_vision"]))
 
 
-def _qwen2_vision(v: Any) -> VisionArch:
-    return VisionArch(v.embed_dim, v.depth, v.num_heads, int(v.embed_dim * v.mlp_ratio), 3, True, False, False)
-
-
-def _qwen25_vision(v: Any) -> VisionArch:  # SwiGLU MLP: act, up and their product
-    return VisionArch(v.hidden_size, v.depth, v.num_heads, v.intermediate_size, 3, True, False, False)
-
-
-def _qwen3_vision(v: Any) -> VisionArch:  # fc1 -> fused gelu_pytorch_tanh -> fc2
-    return VisionArch(v.hidden_size, v.depth, v.num_heads, v.intermediate_size, 2, True, False, False)
-
-
-def _vit(copies: int, all_hidden_states: bool = False, softmax_fp32: bool = True) -> Callable[[Any], VisionArch]:
-    def build(v: Any) -> VisionArch:
-        return VisionArch(v.hidden_size, v.num_hidden_layers, v.num_attention_heads, v.intermediate_size,
-                          copies, False, True, all_hidden_states, softmax_fp32)
-    return build
-
-
-# ======== family-specific geometry (one entry per family; everything below is shared) ========
-# Vision towers. CLIP's quick_gelu keeps 3 MLP-width tensors (fc1, 1.702x, sigmoid); SigLIP / EVA /
-# InternViT use one fused GELU (2). LLaVA towers are called with output_hidden_states=True, so every layer's
-# output is alive until the features are selected. BLIP's EVA and InternViT take the softmax in dt.
-VISION_ARCH: dict[str, Callable[[Any], VisionArch]] = {
-    "qwen2_vl": _qwen2_vision,
-    "qwen2_5_vl": _qwen25_vision,
-    "qwen3_vl": _qwen3_vision,
-    "video_llava": _vit(3, all_hidden_states=True),
-    "llava_next_video": _vit(3, all_hidden_states=True),
-    "llava_onevision": _vit(2, all_hidden_states=True),
-    "smolvlm2": _vit(2),
-    "internvl3": _vit(2, softmax_fp32=False),
-    "blip2": _vit(2, softmax_fp32=False),
-    "instructblip_video": _vit(2, softmax_fp32=False),
-    # seed models assembled from transformers components (each family file owns its line)
-    "tarsier2": _qwen2_vision,
-    "auroracap": _vit(3),  # quick_gelu ViT-H; merging loop keeps only the running state (no hidden_states)
-    "minigpt4_video": _vit(2, softmax_fp32=False),
-}
-
-# Families whose adapter sends each frame as its own prompt (a batch of frames through the LLM).
-LLM_BATCH_PER_FRAME = {"blip2"}
-
-
-def _smolvlm_inputs(g: "VisualGeometry", dt: int) -> tuple[int, int]:
-    """SmolVLM also sends an int64 pixel_attention_mask per frame, and indexes copies of both before the tower."""
-    mask = g.frames_used * g.resized_height * g.resized_width * 8
-    return mask, g.pixel_values * dt + mask
-
-
-# (extra input bytes, transient copies of the inputs before / during the vision tower) per family.
-INPUT_EXTRAS: dict[str, Callable[["VisualGeometry", int], tuple[int, int]]] = {
-    "smolvlm2": _smolvlm_inputs,
-}
-# ======== end of the family-specific geometry ========
+def vision_arch(traits: MemoryTraits, vision_config: Any) -> VisionArch:
+    """The vision tower's numbers: sizes read from the config as the family says, behaviours from its traits."""
+    width, layers, heads, mlp_hidden = traits.vision_sizes(vision_config)
+    return VisionArch(width, layers, heads, mlp_hidden, traits.mlp_copies, traits.rotary_fp32, traits.batched_frames,
+                      traits.all_hidden_states, traits.softmax_fp32)
 
 
 def _text_arch(t: Any) -> TextArch:
@@ -229,7 +185,7 @@ def model_config(model_id: str, source: str = "random", config_overrides: dict[s
     import dataclasses
 
     from workbench.models import get
-    from workbench.memory.probe import merge_config
+    from workbench.models.configs import merge_config
 
     adapter, spec = get(model_id)
     kind = _source_kind(source)
@@ -252,7 +208,7 @@ def _cache_key(model_id: str, kind: str, overrides: dict[str, Any], source: str,
     from workbench.models import get
 
     adapter, _spec = get(model_id)
-    family_file = inspect.getsourcefile(type(adapter)) or ""
+    family_file = getattr(sys.modules.get(type(adapter).__module__), "__file__", None) or ""
     payload = json.dumps({
         "model": model_id, "kind": kind, "source": source if kind == "path" else kind, "overrides": overrides,
         "kept_16bit": list(kept), "transformers": metadata.version("transformers"),
@@ -309,10 +265,8 @@ def _build_architecture(model_id: str, source: str, overrides: dict[str, Any], q
                 largest_vision = max(largest_vision, size, key=lambda s: s[0] * s[1])
             else:
                 largest = max(largest, size, key=lambda s: s[0] * s[1])
-    if adapter.family not in VISION_ARCH:
-        raise KeyError(f"no vision geometry for family {adapter.family!r}; add it to VISION_ARCH")
     return Architecture(model_id, adapter.family, _source_kind(source), _text_arch(config.get_text_config()),
-                        VISION_ARCH[adapter.family](config.vision_config), counts, largest, largest_vision,
+                        vision_arch(memory_traits(adapter), config.vision_config), counts, largest, largest_vision,
                         quantize_vision)
 
 
@@ -328,81 +282,31 @@ def architecture(model_id: str, source: str = "random", config_overrides: dict[s
 
 # ---- visual geometry, per configuration -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class VisualGeometry:
-    frames_used: int
-    llm_tokens: int  # visual placeholders the LLM sees (+ marker / timestamp tokens for Qwen3-VL)
-    encoder_tokens: int  # L: vision-encoder sequence over the whole clip
-    segment_len: int  # Ls: one attention segment (a frame pair for Qwen, one frame for per-frame ViTs)
-    n_segments: int
-    pixel_values: int  # elements of the processor's pixel tensor
-    resized_height: int
-    resized_width: int
-
-
-def _call_visual_tokens(adapter: Any, model_id: str | None, frames: int, height: int, width: int,
-                        max_pixels: int | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The adapter's own token count; `model_id` None asks for its tiny twin's geometry."""
-    params = inspect.signature(adapter.visual_tokens).parameters
-    kwargs: dict[str, Any] = {}
-    if "max_pixels" in params:
-        kwargs["max_pixels"] = max_pixels
-    if "model_id" in params:
-        kwargs["model_id"] = model_id
-    if overrides and "config_overrides" in params:  # geometry set by the config (AuroraCap's token_kept_ratio)
-        kwargs["config_overrides"] = overrides
-    return adapter.visual_tokens(frames, height, width, **kwargs)
-
-
-def _first(d: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if d.get(key) is not None:
-            return d[key]
-    raise KeyError(f"visual_tokens() returned none of {keys} (got {sorted(d)})")
+def memory_traits(adapter: Any) -> MemoryTraits:
+    traits = getattr(adapter, "memory", None)
+    if not isinstance(traits, MemoryTraits):
+        raise TypeError(f"family {adapter.family!r} declares no memory traits (FamilyAdapter.memory, a "
+                        "workbench.models.traits.MemoryTraits): see docs/adding_a_family.md")
+    return traits
 
 
 @lru_cache(maxsize=4096)
-def _visual_geometry(model_id: str, family: str, frames: int, height: int, width: int,
-                     max_pixels: int | None, tiny: bool, overrides_json: str = "{}") -> VisualGeometry:
+def _visual_geometry(model_id: str, frames: int, height: int, width: int, max_pixels: int | None, tiny: bool,
+                     options_json: str = "{}") -> VisualGeometry:
     from workbench.models import get
 
     adapter, spec = get(model_id)
-    tokens = _call_visual_tokens(adapter, None if tiny else spec.model_id, frames, height, width, max_pixels,
-                                 json.loads(overrides_json))
-    if tiny:  # a family's tiny twin copies the geometry of one of its checkpoints
-        spec = adapter.specs.get(getattr(adapter, "tiny_spec_id", spec.model_id), spec)
-    if "grid_t" in tokens:  # Qwen: patches over frame pairs, one attention segment per pair
-        segment = int(tokens["grid_h"]) * int(tokens["grid_w"])
-        n_segments = int(tokens["grid_t"])
-        encoder = int(tokens["encoder_seq_len"])
-        patch = adapter.processing["patch_size"]
-        per_patch = 3 * adapter.processing["temporal_patch_size"] * patch * patch
-        extra = int(tokens.get("marker_tokens", 0))
-        if family == "qwen3_vl":
-            extra += 6 * n_segments  # "<12.5 seconds>" per frame pair, about 6 tokens
-        return VisualGeometry(frames, int(tokens["llm_tokens"]) + extra, encoder, segment, n_segments,
-                              encoder * per_patch, int(tokens["resized_height"]), int(tokens["resized_width"]))
-    used = int(_first(tokens, "frames", "n_frames"))
-    if spec.fixed_frames is not None:
-        used = spec.fixed_frames
-    per_frame = int(_first(tokens, "vision_seq_per_frame", "encoder_seq_per_frame"))
-    llm = int(_first(tokens, "llm_tokens", "total", "visual_tokens_total"))
-    side_h = int(tokens.get("processed_height") or _image_side(spec.config))
-    side_w = int(tokens.get("processed_width") or _image_side(spec.config))
-    return VisualGeometry(used, llm, used * per_frame, per_frame, used, used * 3 * side_h * side_w, side_h, side_w)
+    return adapter.visual_tokens(frames, height, width, model_id=None if tiny else spec.model_id,
+                                 max_pixels=max_pixels, options=json.loads(options_json))
 
 
-def _image_side(config: dict[str, Any]) -> int:
-    size = config.get("vision_config", {}).get("image_size", 224)
-    return int(size[0] if isinstance(size, (list, tuple)) else size)
-
-
-def visual_geometry(adapter: Any, model_id: str, frames: int, height: int, width: int,
-                    max_pixels: int | None = None, source: str = "random",
-                    config_overrides: dict[str, Any] | None = None) -> VisualGeometry:
-    """Frames used, LLM visual tokens, encoder sequence and segments, with the processor's own rounding."""
-    return _visual_geometry(model_id, adapter.family, frames, height, width, max_pixels, source == "tiny",
-                            json.dumps(config_overrides or {}, sort_keys=True))
+def visual_geometry(model_id: str, frames: int, height: int, width: int, max_pixels: int | None = None,
+                    source: str = "random", options: dict[str, Any] | None = None) -> VisualGeometry:
+    """Frames used, LLM visual tokens, encoder sequence and segments, with the processor's own rounding: the
+    family's `visual_tokens` (the tiny twin's geometry for source tiny), cached per configuration. `options`:
+    the configuration's config overrides and runtime options together."""
+    return _visual_geometry(model_id, frames, height, width, max_pixels, source == "tiny",
+                            json.dumps(options or {}, sort_keys=True))
 
 
 # ---- the prediction ----------------------------------------------------------------------------------------
@@ -513,15 +417,17 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
     adapter, spec = get(model)
     quantize_vision = bool(quantize_vision) and quantization != "none"
     arch = architecture(spec.model_id, source, config_overrides, quantize_vision)
-    geometry = visual_geometry(adapter, spec.model_id, frames, height, width, max_pixels, source,
+    geometry = visual_geometry(spec.model_id, frames, height, width, max_pixels, source,
                                {**(config_overrides or {}), **(model_options or {})})
     text = DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)
     dt = DTYPE_BYTES[dtype]
     weights = weight_bytes(arch.weights, quantization, dtype, double_quant)
-    batch = geometry.frames_used if arch.family in LLM_BATCH_PER_FRAME else 1
-    seq = text + geometry.llm_tokens  # all rows together
+    traits = memory_traits(adapter)
+    batch = traits.llm_batch(geometry)
+    visual = geometry.prompt_tokens  # placeholders and the markers / timestamps the clip brings
+    seq = text + visual  # all rows together
     notes: list[str] = []
-    if max_pixels is not None and arch.vision.batched_frames:
+    if max_pixels is not None and not traits.pixel_budget:
         notes.append(f"max_pixels ignored: {arch.family} resizes every frame to a fixed size")
     if spec.fixed_frames is not None and frames != spec.fixed_frames:
         notes.append(f"{spec.model_id} takes exactly {spec.fixed_frames} frames; {frames} are resampled")
@@ -535,9 +441,9 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
 
         kernels = cpu_kernels or cpu_kernels_module.detect()
         notes.extend(_cpu_kernel_notes(arch, kernels, quantization, attn_implementation,
-                                       text + geometry.llm_tokens, dtype))
+                                       text + visual, dtype))
 
-    extra, copies = INPUT_EXTRAS.get(arch.family, lambda g, d: (0, 0))(geometry, dt)
+    extra, copies = traits.extra_inputs(geometry, dt)
     inputs = geometry.pixel_values * dt + seq * 8 * 3 + extra  # pixels in dt; ids, attention mask, token types
     llm = _LLMShape(batch, max(1, seq // batch), arch.text)
     common = {"weights": weights, "inputs": inputs}
@@ -554,7 +460,7 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
     order = {name: i for i, name in enumerate(COMPONENTS)}
     phases = {phase: {k: int(v) for k, v in sorted(parts.items(), key=lambda kv: order[kv[0]]) if v}
               for phase, parts in phases.items()}
-    tokens = {"frames_used": geometry.frames_used, "visual_tokens": geometry.llm_tokens,
+    tokens = {"frames_used": geometry.frames_used, "visual_tokens": visual,
               "encoder_seq_len": geometry.encoder_tokens, "segment_len": geometry.segment_len,
               "n_segments": geometry.n_segments, "text_tokens": text, "input_tokens": seq, "llm_batch": batch,
               "context_limit": context,
@@ -563,6 +469,20 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
                       width, max_pixels, max_new_tokens, vision_attention_scope, tokens, phases, notes,
                       kernels.as_dict() if kernels is not None else None, quantize_vision, transformers_era,
                       masked_sdpa)
+
+
+def predict_config(config: "ProbeConfig", device: PredictDevice = "cuda", text_tokens: int | None = None,
+                   **options: Any) -> Prediction:
+    """The prediction for one probe configuration: the one place a ProbeConfig becomes `predict` arguments
+    (the grid, the probe's stored prediction and the explorer all come here). `options` are predict-only
+    settings (transformers_era, masked_sdpa, vision_attention_scope, cpu_kernels)."""
+    return predict(config.model, source=config.source, quantization=config.quantization,
+                   attn_implementation=config.attn_implementation, dtype=config.dtype, frames=config.frames,
+                   height=config.height, width=config.width, max_pixels=config.max_pixels,
+                   max_new_tokens=config.max_new_tokens, text_tokens=text_tokens,
+                   double_quant=config.double_quant, device=device, quantize_vision=config.quantize_vision,
+                   config_overrides=config.config_overrides or None, model_options=config.model_options or None,
+                   **options)
 
 
 @dataclass(frozen=True)
@@ -622,7 +542,7 @@ def _prefill_phase(arch: Architecture, g: VisualGeometry, llm: _LLMShape, attn: 
     t, v = arch.text, arch.vision
     B, S, H, I = llm.batch, llm.seq, t.hidden, t.intermediate
     N = llm.tokens
-    retained = (g.encoder_tokens * v.width + 2 * g.llm_tokens * H) * dt
+    retained = (g.encoder_tokens * v.width + 2 * g.prompt_tokens * H) * dt
     activations = 3 * N * H * dt + 2 * N * t.head_dim * dt  # embeddings, hidden, norm; rotary tables
     mask = B * S * S * dt if attn == "eager" else 0
     # decoder layers keep eager attention's probabilities in `_` until they return, i.e. through the MLP
@@ -717,5 +637,5 @@ def _generation_phase(arch: Architecture, g: VisualGeometry, llm: _LLMShape, new
     total = B * (llm.seq + new_tokens)
     kv = _kv_bytes(t, B * (llm.seq + 2 * new_tokens) if t.encoder_decoder else total, dt)
     step = 2 * t.kv_heads * t.head_dim * total * dt  # the cache update copies one layer's keys and values
-    return {"vision_outputs": (g.encoder_tokens * v.width + g.llm_tokens * t.hidden) * dt,
+    return {"vision_outputs": (g.encoder_tokens * v.width + g.prompt_tokens * t.hidden) * dt,
             "llm_activations": step, "kv_cache": kv, "logits": B * t.vocab * (dt + 8)}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import os
 import signal as signal_module
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from workbench.models.base import Attention, Device, Dtype, Quantization, check_literal_fields
+from workbench.models.configs import merge_config  # noqa: F401  (a pure helper; imported from here too)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -129,21 +129,6 @@ class ProbeConfig:
 
     def replace(self, **changes: Any) -> "ProbeConfig":
         return dataclasses.replace(self, **changes)
-
-
-def merge_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Nested dict merge: overrides win, sub-dicts are merged rather than replaced.
-
-    >>> merge_config({"a": 1, "v": {"depth": 32, "heads": 16}}, {"v": {"depth": 2}})
-    {'a': 1, 'v': {'depth': 2, 'heads': 16}}
-    """
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_config(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def resolve_model(config: ProbeConfig) -> tuple[Any, Any]:
@@ -362,10 +347,11 @@ def versions() -> dict[str, str]:
 
 
 def pixel_kwargs(adapter: Any, config: ProbeConfig, result: dict[str, Any]) -> dict[str, Any]:
-    """max_pixels for families whose build_inputs takes it; a note where it is ignored."""
+    """max_pixels for families whose processor resizes to a pixel budget (their build_inputs takes it); a note
+    where it is ignored."""
     if config.max_pixels is None:
         return {}
-    if "max_pixels" in inspect.signature(adapter.build_inputs).parameters:
+    if adapter.memory.pixel_budget:
         return {"max_pixels": config.max_pixels}
     result["notes"].append(f"max_pixels ignored: {adapter.family} resizes every frame to a fixed size")
     return {}
@@ -387,8 +373,8 @@ def token_counts(loaded: Any, inputs: dict[str, Any], frames_used: int, adapter:
     else:
         from workbench.memory.predictor import visual_geometry
 
-        encoder = visual_geometry(adapter, config.model, frames_used, config.height, config.width,
-                                  config.max_pixels, config.source, config.geometry_overrides()).encoder_tokens
+        encoder = visual_geometry(config.model, frames_used, config.height, config.width, config.max_pixels,
+                                  config.source, config.geometry_overrides()).encoder_tokens
     return {"frames_used": frames_used, "visual_tokens": visual, "encoder_seq_len": encoder,
             "text_tokens": n_input - visual, "input_tokens": n_input, "generated_tokens": 0}
 
@@ -436,17 +422,10 @@ def summarize_phases(result: dict[str, Any]) -> None:
 def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
     """Store the predictor's breakdown beside the measurement, so its error is always visible."""
     try:
-        from workbench.memory.predictor import predict
+        from workbench.memory.predictor import predict_config
 
         text_tokens = (result.get("tokens") or {}).get("text_tokens")
-        prediction = predict(config.model, source=config.source, quantization=config.quantization,
-                             attn_implementation=config.attn_implementation, dtype=config.dtype,
-                             frames=config.frames, height=config.height, width=config.width,
-                             max_pixels=config.max_pixels, max_new_tokens=config.max_new_tokens,
-                             text_tokens=text_tokens or None, double_quant=config.double_quant,
-                             device=result.get("device") or _requested_device(config),
-                             config_overrides=config.config_overrides or None,
-                             model_options=config.model_options or None, quantize_vision=config.quantize_vision)
+        prediction = predict_config(config, result.get("device") or _requested_device(config), text_tokens or None)
     except Exception as err:  # a missing family table must not lose a measurement
         result["prediction_error"] = f"{type(err).__name__}: {err}"
         return

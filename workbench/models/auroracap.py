@@ -32,11 +32,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import (
     FamilyAdapter,
-    LanguageModelEmbeddings,
     LoadedModel,
     LoadSettings,
     ModelSpec,
@@ -44,7 +43,9 @@ from workbench.models.base import (
     WeightsUnavailableError,
     quiet_transformers,
 )
+from workbench.models.geometry import VisualGeometry, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -161,29 +162,18 @@ def merged_layers(n_layers: int, feature_layer: int) -> int:
 
 
 def auroracap_tokens(n_frames: int, kept_ratio: float, *, n_layers: int = 32, feature_layer: int = FEATURE_LAYER,
-                     image_size: int = 378, patch_size: int = 14) -> dict[str, int]:
+                     image_size: int = 378, patch_size: int = 14) -> VisualGeometry:
     """Visual tokens of a clip: every frame is 378 x 378, 729 patches + [CLS] enter the tower, and the merged
     patch tokens of the selected layer reach the LLM.
 
-    >>> auroracap_tokens(8, 0.2)["llm_tokens"], auroracap_tokens(8, 1.0)["llm_tokens"]
+    >>> auroracap_tokens(8, 0.2).llm_tokens, auroracap_tokens(8, 1.0).llm_tokens
     (1368, 5832)
     """
     from workbench.models.token_merging import kept_patches
 
     patches = (image_size // patch_size) ** 2
     per_frame = kept_patches(patches, kept_ratio, n_layers, merged_layers(n_layers, feature_layer))
-    return {
-        "frames": n_frames,
-        "processed_height": image_size,
-        "processed_width": image_size,
-        "patches_per_frame": patches,
-        "vision_seq_per_frame": patches + 1,
-        "tokens_per_frame": per_frame,
-        "extra_tokens": 0,
-        "total": per_frame * n_frames,
-        "llm_tokens": per_frame * n_frames,
-    }
-
+    return per_frame_geometry(n_frames, per_frame, patches + 1, image_size, image_size)
 
 def _tiny_tokenizer() -> Any:
     """Llama-style BPE (<unk>, <pad>, <s>, </s>), adding <s> like the Llama tokenizer; no <image> token."""
@@ -240,171 +230,6 @@ class AuroraCapProcessor:
         return ids
 
 
-# ---- the model (transformers classes are built on first use: `import workbench` stays light) --------------
-
-_CLASSES: dict[str, Any] = {}
-
-
-def _classes() -> dict[str, Any]:
-    if not _CLASSES:
-        _CLASSES.update(_build_classes())
-    return _CLASSES
-
-
-def _build_classes() -> dict[str, Any]:  # noqa: C901 - one place for the three model classes
-    import torch
-    from torch import nn
-    from transformers import AutoConfig, CLIPVisionModel, GenerationMixin, LlamaForCausalLM, PreTrainedModel
-    from transformers.activations import ACT2FN
-    from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
-
-    from workbench.models import token_merging
-
-    class AuroraCapConfig(PreTrainedConfig):
-        """Vicuna (text_config) + CLIP vision tower (vision_config) + xtuner MLP projector + token merging."""
-
-        model_type = "auroracap"
-        attribute_map = {"image_token_id": "image_token_index"}
-        sub_configs_defaults = {
-            "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="clip_vision_model"),
-            "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
-        }
-
-        vision_config: dict | PreTrainedConfig | None = None
-        text_config: dict | PreTrainedConfig | None = None
-        projector_depth: int = 2
-        projector_hidden_act: str = "gelu"
-        projector_bias: bool = True
-        vision_feature_layer: int = FEATURE_LAYER
-        token_kept_ratio: float = DEFAULT_KEPT_RATIO
-        proportional_attention: bool = False
-        image_token_index: int = 0
-        tie_word_embeddings: bool = False
-
-        @classmethod
-        def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
-            path = Path(str(pretrained_model_name_or_path))
-            if is_xtuner_folder(path):
-                return xtuner_config(path)
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-
-    class AuroraCapProjector(nn.Module):
-        """xtuner ProjectorModel's layers (Sequential `model`: Linear, act, Linear, ...), same weight names."""
-
-        def __init__(self, config: Any) -> None:
-            super().__init__()
-            vision, text = config.vision_config.hidden_size, config.text_config.hidden_size
-            layers: list[nn.Module] = [nn.Linear(vision, text, bias=config.projector_bias)]
-            for _ in range(1, config.projector_depth):
-                layers += [ACT2FN[config.projector_hidden_act], nn.Linear(text, text, bias=config.projector_bias)]
-            self.model = nn.Sequential(*layers)
-
-        def forward(self, features: "torch.Tensor") -> "torch.Tensor":
-            return self.model(features)
-
-    class MergingCLIPVisionModel(CLIPVisionModel):
-        """CLIP vision tower whose forward merges tokens between attention and MLP in each layer (AuroraCap)."""
-
-        def forward(self, pixel_values: "torch.Tensor", token_kept_ratio: float = 1.0,  # type: ignore[override]
-                    feature_layer: int = FEATURE_LAYER, proportional_attention: bool = False
-                    ) -> tuple["torch.Tensor", "torch.Tensor"]:
-            """pixel_values (frames, 3, H, W) -> (features (frames, kept, width) without [CLS],
-            owner (frames, patches): the feature index each patch was merged into)."""
-            hidden = self.pre_layrnorm(self.embeddings(pixel_values))
-            frames, tokens = hidden.shape[:2]
-            layers = self.encoder.layers
-            r = token_merging.merges_per_layer(tokens - 1, token_kept_ratio, len(layers))
-            owner = torch.arange(tokens, device=hidden.device).expand(frames, -1)
-            size = None
-            for layer in layers[: merged_layers(len(layers), feature_layer)]:
-                normed = layer.layer_norm1(hidden)
-                bias = None
-                if proportional_attention and size is not None:  # ToMe: log(size) on the key axis
-                    bias = size.log().to(normed.dtype)[:, None, None, :, 0]
-                attended, _ = layer.self_attn(hidden_states=normed, attention_mask=bias)
-                hidden = hidden + attended
-                if r > 0:
-                    attention = layer.self_attn
-                    keys = attention.k_proj(normed).view(frames, hidden.shape[1], attention.num_heads, -1)
-                    step = token_merging.bipartite_matching(keys.mean(dim=2), r, protect_first=True)
-                    if step is not None:
-                        new_index, n_out = step
-                        hidden, size = token_merging.merge_weighted(hidden, size, new_index, n_out)
-                        owner = token_merging.follow(owner, new_index)
-                hidden = hidden + layer.mlp(layer.layer_norm2(hidden))
-            return hidden[:, 1:], owner[:, 1:] - 1  # [CLS] is always token 0 and is dropped
-
-    class AuroraCapPreTrainedModel(PreTrainedModel):
-        config_class = AuroraCapConfig
-        base_model_prefix = ""
-        input_modalities = ("image", "text")
-        supports_gradient_checkpointing = False
-        _supports_sdpa = True
-        _supports_flash_attn = True
-        _supports_attention_backend = True
-        _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer"]
-        _skip_keys_device_placement = ["past_key_values"]
-
-    class AuroraCapForConditionalGeneration(LanguageModelEmbeddings, AuroraCapPreTrainedModel, GenerationMixin):
-        """Vision tower -> projector -> LLM (under `language_model`, where attention capture looks for it)."""
-
-        def __init__(self, config: Any) -> None:
-            super().__init__(config)
-            self.vision_tower = MergingCLIPVisionModel(config.vision_config)
-            self.multi_modal_projector = AuroraCapProjector(config)
-            self.language_model = LlamaForCausalLM(config.text_config)
-            self.last_merge_owner: "torch.Tensor | None" = None  # (frames, patches), for attention layouts
-            self.post_init()
-
-        @classmethod
-        def from_pretrained(cls, pretrained_model_name_or_path: Any = None, *args: Any, **kwargs: Any) -> Any:
-            """Our own saved folders as usual; the published xtuner layout (a folder or a cached hub id) is
-            assembled from its three parts."""
-            path = None if pretrained_model_name_or_path is None else _xtuner_source(str(pretrained_model_name_or_path))
-            if path is None:
-                return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-            allow_pickle = kwargs.pop("use_safetensors", True) is not True
-            return super().from_pretrained(None, *args, config=xtuner_config(path),
-                                           state_dict=xtuner_state_dict(path, allow_pickle), **kwargs)
-
-        def get_image_features(self, pixel_values: "torch.Tensor") -> "torch.Tensor":
-            """pixel_values (frames, 3, 378, 378) -> projected merged tokens (frames, kept, text width)."""
-            config = self.config
-            dtype = self.multi_modal_projector.model[0].weight.dtype
-            features, owner = self.vision_tower(
-                pixel_values.to(self.vision_tower.dtype), token_kept_ratio=float(config.token_kept_ratio),
-                feature_layer=config.vision_feature_layer, proportional_attention=config.proportional_attention,
-            )
-            self.last_merge_owner = owner.detach().cpu()
-            return self.multi_modal_projector(features.to(dtype))
-
-        def forward(self, input_ids: "torch.Tensor | None" = None, pixel_values: "torch.Tensor | None" = None,
-                    attention_mask: "torch.Tensor | None" = None, position_ids: "torch.Tensor | None" = None,
-                    past_key_values: Any = None, inputs_embeds: "torch.Tensor | None" = None,
-                    labels: "torch.Tensor | None" = None, logits_to_keep: int = 0, **kwargs: Any) -> Any:
-            if inputs_embeds is None:
-                embed = self.get_input_embeddings()
-                is_visual = input_ids == self.config.image_token_index
-                inputs_embeds = embed(input_ids.masked_fill(is_visual, 0))
-                if pixel_values is not None:
-                    features = self.get_image_features(pixel_values)
-                    features = features.reshape(-1, features.shape[-1]).to(inputs_embeds.dtype)
-                    n_slots = int(is_visual.sum())
-                    if n_slots != features.shape[0]:
-                        raise ValueError(
-                            f"the prompt holds {n_slots} visual placeholders but the frames gave {features.shape[0]} "
-                            f"merged tokens (token_kept_ratio={self.config.token_kept_ratio}); build the prompt "
-                            f"with the same ratio as the model"
-                        )
-                    inputs_embeds = inputs_embeds.masked_scatter(is_visual[..., None], features)
-            return self.language_model(
-                inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                past_key_values=past_key_values, labels=labels, logits_to_keep=logits_to_keep, **kwargs,
-            )
-
-    return {"config": AuroraCapConfig, "model": AuroraCapForConditionalGeneration}
-
-
 # ---- the published xtuner folder --------------------------------------------------------------------------
 
 def is_xtuner_folder(path: Path) -> bool:
@@ -436,7 +261,7 @@ def xtuner_config(path: Path, **overrides: Any) -> Any:
                   projector_depth=int(projector.get("depth", 2)),
                   projector_hidden_act=projector.get("hidden_act", "gelu"),
                   projector_bias=bool(projector.get("bias", True)), **overrides)
-    return _classes()["config"].from_dict(config)
+    return ADAPTER.config_cls().from_dict(config)
 
 
 def _weight_files(folder: Path, allow_pickle: bool) -> list[Path]:
@@ -498,7 +323,7 @@ def fabricate_xtuner_checkpoint(out_dir: Path, pickle: bool = False) -> Path:
 
     adapter = ADAPTER
     tiny = adapter.ensure_tiny()
-    config = _classes()["config"].from_pretrained(tiny)
+    config = adapter.config_cls().from_pretrained(tiny)
     weights: dict[str, Any] = {}
     for file in sorted(tiny.glob("*.safetensors")):
         weights.update(load_file(str(file)))
@@ -546,13 +371,17 @@ def set_token_kept_ratio(loaded: LoadedModel, ratio: float) -> None:
 
 class AuroraCapAdapter(FamilyAdapter):
     family: ClassVar[str] = FAMILY
-    model_class: ClassVar[str] = "AuroraCapForConditionalGeneration"
-    config_class: ClassVar[str] = "AuroraCapConfig"
+    # assembled from transformers parts in auroracap_modeling.py, imported only when a model is loaded
+    model_class: ClassVar[str] = "workbench.models.auroracap_modeling.AuroraCapForConditionalGeneration"
+    config_class: ClassVar[str] = "workbench.models.auroracap_modeling.AuroraCapConfig"
     skip_modules: ClassVar[tuple[str, ...]] = ("vision_tower", "multi_modal_projector", "lm_head")
     runtime_options: ClassVar[dict[str, str]] = {
         "token_kept_ratio": "share of each frame's 729 patch tokens kept by token merging, 0 < r <= 1 "
                             "(its docs advise 0.2-0.4 for captions)",
     }
+    # CLIP ViT-H (quick_gelu: three MLP-width tensors); the merging loop keeps only its running state, not every
+    # layer's output.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=3)
     specs: ClassVar[dict[str, ModelSpec]] = {
         MODEL_ID: ModelSpec(
             model_id=MODEL_ID,
@@ -572,34 +401,26 @@ class AuroraCapAdapter(FamilyAdapter):
         ),
     }
 
-    def model_cls(self) -> Any:
-        return _classes()["model"]
-
     def set_option(self, loaded: LoadedModel, name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")
         set_token_kept_ratio(loaded, float(value))
 
-    def config_cls(self) -> Any:
-        return _classes()["config"]
-
     # ---- geometry ----------------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, model_id: str | None = MODEL_ID,
-                      token_kept_ratio: float | None = None,
-                      config_overrides: dict[str, Any] | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Tokens of a clip; `model_id` None gives the tiny twin's geometry (4 vision layers, not 32).
 
-        The ratio comes from `token_kept_ratio`, else `config_overrides` (which may also resize the vision
+        The ratio comes from `options` (a runtime option or a config override, which may also resize the vision
         tower, as memory probes of a mid-size model do), else the checkpoint's default.
         """
         del height, width  # every frame is resized and centre-cropped to 378 x 378
-        overrides = config_overrides or {}
-        vision = {**(_TINY_VISION if model_id is None else _VISION_VIT_H14_378), **overrides.get("vision_config", {})}
-        ratio = token_kept_ratio
-        if ratio is None:
-            ratio = overrides.get("token_kept_ratio", _CONFIG_7B_VID["token_kept_ratio"])
+        options = options or {}
+        vision = {**(_TINY_VISION if model_id is None else _VISION_VIT_H14_378), **options.get("vision_config", {})}
+        ratio = options.get("token_kept_ratio", _CONFIG_7B_VID["token_kept_ratio"])
         return auroracap_tokens(n_frames, float(ratio), n_layers=vision["num_hidden_layers"],
-                                feature_layer=overrides.get("vision_feature_layer", FEATURE_LAYER),
+                                feature_layer=options.get("vision_feature_layer", FEATURE_LAYER),
                                 image_size=vision["image_size"], patch_size=vision["patch_size"])
 
     # ---- tiny twin -----------------------------------------------------------------------------------
@@ -667,7 +488,7 @@ class AuroraCapAdapter(FamilyAdapter):
         tokens = auroracap_tokens(len(frames), float(config.token_kept_ratio), n_layers=vision.num_hidden_layers,
                                   feature_layer=config.vision_feature_layer, image_size=int(pixels.shape[-1]),
                                   patch_size=vision.patch_size)
-        ids = processor.tokenize(prompt_text(len(frames), prompt), tokens["tokens_per_frame"],
+        ids = processor.tokenize(prompt_text(len(frames), prompt), tokens.llm_tokens_per_segment,
                                  config.image_token_index)
         input_ids = torch.tensor([ids], dtype=torch.long)
         return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "pixel_values": pixels}
@@ -677,7 +498,7 @@ class AuroraCapAdapter(FamilyAdapter):
         grid is the 27 x 27 patch grid of the centre-cropped square."""
         import numpy as np
 
-        from workbench.attention.layout import TokenLayout, centre_crop_box
+        from workbench.models.layout import TokenLayout, centre_crop_box
 
         owner = loaded.model.last_merge_owner
         if owner is None or owner.shape[0] != n_frames:
@@ -708,7 +529,7 @@ class AuroraCapAdapter(FamilyAdapter):
         return layout
 
 
-def _xtuner_source(source: str) -> Path | None:
+def xtuner_source(source: str) -> Path | None:
     """The xtuner folder behind a source (a local folder, or a hub id in the local HF cache), else None."""
     path = Path(source)
     if not path.exists() and source.count("/") == 1:

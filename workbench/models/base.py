@@ -16,7 +16,10 @@ import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+
+from workbench.models.geometry import VisualGeometry
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:  # heavy imports stay out of `import workbench`
     import numpy as np
@@ -369,8 +372,10 @@ class FamilyAdapter:
     """Shared loading and captioning; a family overrides the class attributes and the hooks below."""
 
     family: ClassVar[str]
-    model_class: ClassVar[str]  # transformers class name, e.g. "Qwen2VLForConditionalGeneration"
-    config_class: ClassVar[str]  # e.g. "Qwen2VLConfig"
+    # transformers class names (e.g. "Qwen2VLForConditionalGeneration", "Qwen2VLConfig"), or the dotted path of a
+    # family's own classes in its modeling file, imported only when a model is loaded
+    model_class: ClassVar[str]
+    config_class: ClassVar[str]
     # Modules that bitsandbytes must leave in 16-bit (full-name prefixes or suffixes): vision tower, projector
     # and the LLM's output head. `kept_modules(quantize_vision=True)` keeps only the output head.
     skip_modules: ClassVar[tuple[str, ...]] = ("lm_head",)
@@ -379,6 +384,9 @@ class FamilyAdapter:
     specs: ClassVar[dict[str, ModelSpec]] = {}
     # Settings that change a loaded model's behaviour without reloading it (name -> what it does).
     runtime_options: ClassVar[dict[str, str]] = {}
+    # What the family's code does that memory depends on (vision tower kind, softmax dtype, prompts per frame,
+    # extra inputs): the memory predictor reads only this and `visual_tokens`.
+    memory: ClassVar[MemoryTraits]
 
     def kept_modules(self, quantize_vision: bool = False) -> tuple[str, ...]:
         """The modules bitsandbytes leaves in 16-bit: the family's list, or only the output head (bitsandbytes'
@@ -401,23 +409,14 @@ class FamilyAdapter:
         """Frames (T,H,W,3 uint8) + prompt -> the processor's BatchFeature for generate()."""
         raise NotImplementedError
 
-    def visual_tokens(self, n_frames: int, height: int, width: int, **kwargs: Any) -> dict[str, int]:
-        """Family geometry: tokens a clip of n_frames (height x width source frames) costs. Families
-        return their own detail; `token_geometry` gives the keys every consumer may rely on."""
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
+        """What a clip of n_frames (height x width source frames) costs in visual tokens, as the processor and
+        model shape it. `model_id` None is the tiny twin's geometry; `max_pixels` / `min_pixels` a per-frame
+        budget (families with `memory.pixel_budget`; others ignore them); `options` the configuration's
+        overrides and runtime options (AuroraCap's token_kept_ratio), which families that have none ignore."""
         raise NotImplementedError
-
-    def token_geometry(self, n_frames: int, height: int, width: int, **kwargs: Any) -> dict[str, int]:
-        """The family's visual_tokens plus the standard keys:
-        llm_tokens (visual tokens the language model sees), encoder_batch and encoder_seq_len (the vision
-        encoder attends over encoder_batch sequences of encoder_seq_len tokens each)."""
-        geometry = dict(self.visual_tokens(n_frames, height, width, **kwargs))
-        if "llm_tokens" not in geometry:
-            geometry["llm_tokens"] = geometry["total"]
-        if "encoder_seq_len" not in geometry:  # per-frame towers (CLIP, SigLIP, EVA): one sequence per frame
-            geometry["encoder_seq_len"] = geometry["vision_seq_per_frame"]
-            geometry.setdefault("encoder_batch", geometry.get("frames", n_frames))
-        geometry.setdefault("encoder_batch", 1)  # Qwen-VL: all frames in one sequence
-        return geometry
 
     def set_option(self, loaded: LoadedModel, name: str, value: Any) -> None:
         """Apply one of `runtime_options` (validated by the family)."""
@@ -430,21 +429,17 @@ class FamilyAdapter:
         return {value for key in keys if isinstance(value := getattr(config, key, None), int)}
 
     def token_layout(self, loaded: LoadedModel, capture: Any, n_frames: int, height: int, width: int) -> Any:
-        """Where each captured visual token came from (a workbench.attention.layout.TokenLayout), from the
+        """Where each captured visual token came from (a workbench.models.layout.TokenLayout), from the
         capture's recorded inputs (`capture`: a workbench.attention.capture.CaptureResult) and the n_frames
         (height x width) frames the model saw."""
         raise NotImplementedError(f"{self.family}: no visual-token layout for attention maps")
 
     # ---- shared machinery ------------------------------------------------------------------------
     def model_cls(self) -> Any:
-        import transformers
-
-        return getattr(transformers, self.model_class)
+        return named_class(self.model_class)
 
     def config_cls(self) -> Any:
-        import transformers
-
-        return getattr(transformers, self.config_class)
+        return named_class(self.config_class)
 
     def real_config(self, spec: ModelSpec) -> Any:
         """The full-size architecture from the embedded numbers (no download)."""
@@ -638,6 +633,19 @@ class FamilyAdapter:
 
     def decode(self, loaded: LoadedModel, new_tokens: "torch.Tensor") -> str:
         return loaded.processor.batch_decode(new_tokens[None], skip_special_tokens=True)[0]
+
+
+def named_class(name: str) -> Any:
+    """A transformers class by name ("Qwen2VLForConditionalGeneration"), or a family's own by dotted path
+    ("workbench.models.auroracap_modeling.AuroraCapConfig"), imported only now."""
+    import importlib
+
+    if "." in name:
+        module, _, attribute = name.rpartition(".")
+        return getattr(importlib.import_module(module), attribute)
+    import transformers
+
+    return getattr(transformers, name)
 
 
 def vocabulary_limit(n_tokens: int) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 from workbench.models.base import (
     CaptionRecord,
@@ -20,7 +20,9 @@ from workbench.models.base import (
     ModelSpec,
     free_memory,
 )
+from workbench.models.geometry import VisualGeometry, image_side, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -183,29 +185,26 @@ class Blip2Adapter(FamilyAdapter):
     # A non-empty prompt is asked as a question, the format BLIP-2 was tuned on.
     question_template: ClassVar[str] = "Question: {prompt} Answer:"
     tiny_spec_id: ClassVar[str] = "blip2-opt-2.7b"
+    # EVA ViT (one fused GELU, eager softmax in the compute dtype); every frame is its own prompt to the LLM.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=2, softmax_fp32=False,
+                                                  prompt_per_frame=True)
 
     # ---- geometry ----------------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, model_id: str | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Visual tokens the LLM sees for `n_frames` frames of any size: frames are resized to 224 px.
 
-        >>> ADAPTER.visual_tokens(4, 480, 640)["total"]
+        >>> ADAPTER.visual_tokens(4, 480, 640).llm_tokens
         128
-        >>> ADAPTER.visual_tokens(4, 480, 640)["vision_seq_per_frame"]
+        >>> ADAPTER.visual_tokens(4, 480, 640).segment_len
         257
         """
         config = self.specs[model_id or self.tiny_spec_id].config
         vision = config["vision_config"]
         patches = (vision["image_size"] // vision["patch_size"]) ** 2
-        per_frame = int(config["num_query_tokens"])
-        vision_seq = patches + 1
-        return {
-            "frames": n_frames,
-            "tokens_per_frame": per_frame,
-            "total": per_frame * n_frames,
-            "vision_seq_per_frame": vision_seq,  # + CLS
-            "llm_tokens": per_frame * n_frames,
-            "encoder_seq_len": vision_seq * n_frames,
-        }
+        side = image_side(config)  # the tower sees patches + CLS; 32 query tokens per frame reach the LLM
+        return per_frame_geometry(n_frames, int(config["num_query_tokens"]), patches + 1, side, side)
 
     # ---- tiny twin ---------------------------------------------------------------------------------
     def tiny_config(self) -> Any:
@@ -360,7 +359,7 @@ def qformer_layout(loaded: LoadedModel, capture: Any, n_frames: int) -> Any:
     layer (frames, queries, [CLS] + patches) is averaged over layers; calls are concatenated in frame order."""
     import numpy as np
 
-    from workbench.attention.layout import traced_queries
+    from workbench.models.layout import traced_queries
 
     per_call = []
     for segment in capture.segments:

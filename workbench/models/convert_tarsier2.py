@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
     import torch
@@ -302,8 +302,12 @@ def plan(folder: Path, config: Any, allow_pickle: bool = False) -> dict[Path, di
     return mapping
 
 
-def convert_checkpoint(source: str | Path, allow_pickle: bool = False) -> Path:
-    """The converted Qwen2-VL folder for a published Tarsier2 folder (converted once, then reused)."""
+def convert_checkpoint(source: str | Path, allow_pickle: bool = False, *,
+                       processing: Callable[[Path], dict[str, Any]], chat_template: str) -> Path:
+    """The converted Qwen2-VL folder for a published Tarsier2 folder (converted once, then reused).
+
+    The family file says how its processor is set up: `processing(folder)` gives the image / video processor
+    settings from the published folder, `chat_template` the template (so this module never imports it)."""
     from workbench.atomic import atomic_dir
 
     folder = Path(source).expanduser()
@@ -320,7 +324,7 @@ def convert_checkpoint(source: str | Path, allow_pickle: bool = False) -> Path:
         _write_weights(mapping, tmp)
         config.save_pretrained(tmp)
         _write_generation_config(folder, config, tmp)
-        _write_processor(folder, published, tokenizer, tmp)
+        _write_processor(processing(folder), chat_template, tokenizer, tmp)
         (tmp / "tarsier2_source.json").write_text(json.dumps({
             "source": str(folder.resolve()), "identity": out_dir.name, "converter_version": CONVERTER_VERSION,
             "shards": [p.name for p in mapping],
@@ -370,17 +374,14 @@ def _load_tokenizer(folder: Path) -> Any:
         raise ConversionError(f"{folder}: the tokenizer files cannot be read ({err})") from err
 
 
-def _write_processor(folder: Path, published: dict[str, Any], tokenizer: Any, out_dir: Path) -> None:
+def _write_processor(processing: dict[str, Any], chat_template: str, tokenizer: Any, out_dir: Path) -> None:
     """A Qwen2VLProcessor (image + video processors, tokenizer, chat template) with Tarsier2's numbers."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    from workbench.models.tarsier2 import CHAT_TEMPLATE, processing_from_published
-
-    processing = processing_from_published(folder)
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(**processing),
         video_processor=Qwen2VLVideoProcessor(**processing),
         tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
     processor.save_pretrained(out_dir)

@@ -9,10 +9,12 @@ The processor always writes placeholders for 4 frames and the model silently kee
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import FamilyAdapter, LoadedModel, LoadSettings, ModelSpec
+from workbench.models.geometry import VisualGeometry, image_side, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,27 +118,24 @@ class InstructBlipVideoAdapter(FamilyAdapter):
         "vision_model", "qformer", "language_projection", "language_model.lm_head",
     )
     token_id_keys: ClassVar[tuple[str, ...]] = ("video_token_index",)
+    # EVA ViT (one fused GELU, eager softmax in the compute dtype), the 4 frames batched.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=2, softmax_fp32=False)
     specs: ClassVar[dict[str, ModelSpec]] = SPECS
 
     # ---- geometry ----------------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, model_id: str | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Visual tokens the LLM sees: always 4 frames x 32 query tokens, whatever was given.
 
-        >>> ADAPTER.visual_tokens(8, 480, 640)["total"]
+        >>> ADAPTER.visual_tokens(8, 480, 640).llm_tokens
         128
         """
         config = self.specs[model_id or "instructblip-video-vicuna-7b"].config
         vision = config["vision_config"]
-        per_frame = int(config["num_query_tokens"])
-        vision_seq = (vision["image_size"] // vision["patch_size"]) ** 2 + 1
-        return {
-            "frames": FRAMES,  # frames the model actually uses
-            "tokens_per_frame": per_frame,
-            "total": per_frame * FRAMES,
-            "vision_seq_per_frame": vision_seq,  # + CLS
-            "llm_tokens": per_frame * FRAMES,
-            "encoder_seq_len": vision_seq * FRAMES,
-        }
+        vision_seq = (vision["image_size"] // vision["patch_size"]) ** 2 + 1  # + CLS
+        side = image_side(config)
+        return per_frame_geometry(FRAMES, int(config["num_query_tokens"]), vision_seq, side, side)
 
     # ---- tiny twin ---------------------------------------------------------------------------------
     def tiny_config(self) -> Any:

@@ -9,10 +9,12 @@ tie_word_embeddings decides (MODEL_NOTES pitfall 6), so the embedded configs say
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import FamilyAdapter, LoadedModel, ModelSpec
+from workbench.models.geometry import VisualGeometry, image_side, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,32 +146,29 @@ class InternVL3Adapter(FamilyAdapter):
     # model.language_model, lm_head.
     skip_modules: ClassVar[tuple[str, ...]] = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
     token_id_keys: ClassVar[tuple[str, ...]] = ("image_token_id",)
+    # InternViT: one fused GELU, and the eager softmax taken in the compute dtype.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=2, softmax_fp32=False)
     specs: ClassVar[dict[str, ModelSpec]] = SPECS
     tiny_spec_id: ClassVar[str] = "internvl3-1b"
 
     # ---- geometry ----------------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, model_id: str | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Visual tokens the LLM sees: each frame is resized to 448x448, whatever its size.
 
-        >>> ADAPTER.visual_tokens(8, 480, 640)["total"]
+        >>> ADAPTER.visual_tokens(8, 480, 640).llm_tokens
         2048
-        >>> ADAPTER.visual_tokens(8, 480, 640)["vision_seq_per_frame"]
+        >>> ADAPTER.visual_tokens(8, 480, 640).segment_len
         1025
         """
         config = self.specs[model_id or self.tiny_spec_id].config
         vision = config["vision_config"]
         (height_px, width_px), (patch_h, patch_w) = vision["image_size"], vision["patch_size"]
         patches = (height_px // patch_h) * (width_px // patch_w)
-        per_frame = int(patches * config["downsample_ratio"] ** 2)
-        vision_seq = patches + 1
-        return {
-            "frames": n_frames,
-            "tokens_per_frame": per_frame,
-            "total": per_frame * n_frames,
-            "vision_seq_per_frame": vision_seq,  # + CLS, dropped before the pixel shuffle
-            "llm_tokens": per_frame * n_frames,
-            "encoder_seq_len": vision_seq * n_frames,
-        }
+        side = image_side(config)
+        # the tower sees patches + CLS; the CLS is dropped before the pixel shuffle
+        return per_frame_geometry(n_frames, int(patches * config["downsample_ratio"] ** 2), patches + 1, side, side)
 
     # ---- tiny twin ---------------------------------------------------------------------------------
     def tiny_config(self) -> Any:
@@ -200,7 +199,7 @@ class InternVL3Adapter(FamilyAdapter):
                                                   max_patches=12),
             tokenizer=self._tiny_tokenizer(),
             video_processor=InternVLVideoProcessor(**_PROCESSOR, do_sample_frames=False),
-            image_seq_length=self.visual_tokens(1, 0, 0)["tokens_per_frame"],
+            image_seq_length=self.visual_tokens(1, 0, 0).llm_tokens_per_segment,
             chat_template=CHAT_TEMPLATE,
         )
         processor.save_pretrained(out_dir)
@@ -218,7 +217,7 @@ class InternVL3Adapter(FamilyAdapter):
         each frame is resized whole to 448x448."""
         import numpy as np
 
-        from workbench.attention.layout import per_frame_grids
+        from workbench.models.layout import per_frame_grids
 
         config = loaded.model.config
         patches = config.vision_config.image_size[0] // config.vision_config.patch_size[0]

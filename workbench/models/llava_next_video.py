@@ -13,10 +13,12 @@ Quirks kept here:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import FamilyAdapter, LoadedModel, ModelSpec
+from workbench.models.geometry import VisualGeometry, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,12 +120,12 @@ PROMPT = ("Describe what happens in this video second by second: the objects, th
 
 
 def pooled_video_tokens(n_frames: int, height: int, width: int, *, patch_size: int = 14,
-                        shortest_edge: int = 336, crop: int = 336, pool_stride: int = 2) -> dict[str, int]:
+                        shortest_edge: int = 336, crop: int = 336, pool_stride: int = 2) -> VisualGeometry:
     """Visual tokens LLaVA-NeXT-Video's LLM sees: square crop, CLS dropped, stride-2 average pooling.
 
     The frame's own size does not matter: every frame is resized and center-cropped to crop x crop.
 
-    >>> pooled_video_tokens(8, 240, 320)["tokens_per_frame"]
+    >>> pooled_video_tokens(8, 240, 320).llm_tokens_per_segment
     144
     """
     del height, width, shortest_edge  # resize to the shortest edge, then the crop fixes the size
@@ -131,16 +133,8 @@ def pooled_video_tokens(n_frames: int, height: int, width: int, *, patch_size: i
     if side % pool_stride:
         raise ValueError(f"a {side} x {side} patch grid cannot be pooled with stride {pool_stride}")
     per_frame = (side // pool_stride) ** 2
-    return {
-        "frames": n_frames,
-        "processed_height": crop,
-        "processed_width": crop,
-        "vision_seq_per_frame": side * side + 1,  # patches + CLS; the CLS is dropped before pooling
-        "tokens_per_frame": per_frame,
-        "extra_tokens": 0,
-        "total": per_frame * n_frames,
-    }
-
+    # the tower sees patches + CLS; the CLS is dropped before pooling
+    return per_frame_geometry(n_frames, per_frame, side * side + 1, crop, crop)
 
 def _tiny_tokenizer() -> Any:
     """Llama-style BPE: <unk> (also pad), <s>, </s>, <video>, <image>; adds <s> like the Llama tokenizer."""
@@ -162,6 +156,8 @@ class LlavaNextVideoAdapter(FamilyAdapter):
     config_class: ClassVar[str] = "LlavaNextVideoConfig"
     skip_modules: ClassVar[tuple[str, ...]] = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
     token_id_keys: ClassVar[tuple[str, ...]] = ("image_token_index", "video_token_index")
+    # CLIP ViT-L (quick_gelu: three MLP-width tensors), called with output_hidden_states=True.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=3, all_hidden_states=True)
     specs: ClassVar[dict[str, ModelSpec]] = {
         "llava-next-video-7b": ModelSpec(
             model_id="llava-next-video-7b",
@@ -179,8 +175,10 @@ class LlavaNextVideoAdapter(FamilyAdapter):
     }
 
     # ---- geometry ----------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int) -> dict[str, int]:
-        """Visual tokens per frame and in total for n_frames frames of height x width."""
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
+        """Visual tokens of n_frames frames of height x width (the same for every source)."""
         vision = _CONFIG_7B["vision_config"]
         return pooled_video_tokens(
             n_frames, height, width, patch_size=vision["patch_size"],
@@ -257,7 +255,7 @@ class LlavaNextVideoAdapter(FamilyAdapter):
         processor centre-crops a square."""
         import numpy as np
 
-        from workbench.attention.layout import centre_crop_box, per_frame_grids
+        from workbench.models.layout import centre_crop_box, per_frame_grids
 
         config = loaded.model.config
         patches = capture.segments[0].inputs["pixel_values_videos_shape"][-1] // config.vision_config.patch_size

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import CLIP_DURATION_S, FamilyAdapter, LoadedModel, ModelSpec
+from workbench.models.geometry import VisualGeometry, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,28 +146,19 @@ _TIME_INSTRUCTION_IDS = frozenset({"llava-video-7b"})
 
 
 def onevision_video_tokens(n_frames: int, height: int, width: int, *, patch_size: int = 14,
-                           size: int = 384) -> dict[str, int]:
+                           size: int = 384) -> VisualGeometry:
     """Visual tokens LLaVA-OneVision's LLM sees: ceil(side/2)^2 per frame plus one newline per video.
 
     Frames are resized to size x size whatever their own height and width.
 
-    >>> onevision_video_tokens(8, 240, 320)["total"]
+    >>> onevision_video_tokens(8, 240, 320).llm_tokens
     1569
     """
     del height, width  # resized to a square, aspect not kept
     side = size // patch_size
     pooled = math.ceil(side / 2)
-    per_frame = pooled * pooled
-    return {
-        "frames": n_frames,
-        "processed_height": size,
-        "processed_width": size,
-        "vision_seq_per_frame": side * side,  # SigLIP has no CLS token
-        "tokens_per_frame": per_frame,
-        "extra_tokens": 1,  # the image_newline appended once per video
-        "total": per_frame * n_frames + 1,
-    }
-
+    # SigLIP has no CLS token; the image_newline is appended once per video
+    return per_frame_geometry(n_frames, pooled * pooled, side * side, size, size, extra_llm_tokens=1)
 
 def time_instruction(timestamps_s: "np.ndarray", duration_s: float | None = None) -> str:
     """LLaVA-Video's preamble naming the video's length and the time of each sampled frame.
@@ -209,6 +202,8 @@ class LlavaOnevisionAdapter(FamilyAdapter):
     config_class: ClassVar[str] = "LlavaOnevisionConfig"
     skip_modules: ClassVar[tuple[str, ...]] = ("model.vision_tower", "model.multi_modal_projector", "lm_head")
     token_id_keys: ClassVar[tuple[str, ...]] = ("image_token_index", "video_token_index")
+    # SigLIP (one fused GELU: two MLP-width tensors), called with output_hidden_states=True.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=2, all_hidden_states=True)
     specs: ClassVar[dict[str, ModelSpec]] = {
         "llava-onevision-0.5b": ModelSpec(
             model_id="llava-onevision-0.5b",
@@ -251,8 +246,10 @@ class LlavaOnevisionAdapter(FamilyAdapter):
     }
 
     # ---- geometry ----------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int) -> dict[str, int]:
-        """Visual tokens per frame and in total for n_frames frames of height x width (all three ids)."""
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
+        """Visual tokens of n_frames frames of height x width (all three ids, every source)."""
         return onevision_video_tokens(
             n_frames, height, width, patch_size=_VISION_SO400M["patch_size"],
             size=_VIDEO_PROCESSING["size"]["height"],
@@ -324,7 +321,7 @@ class LlavaOnevisionAdapter(FamilyAdapter):
 
         import numpy as np
 
-        from workbench.attention.layout import per_frame_grids
+        from workbench.models.layout import per_frame_grids
 
         patches = capture.segments[0].inputs["pixel_values_videos_shape"][-1] // loaded.model.config.vision_config.patch_size
         side = math.ceil(patches / 2)

@@ -39,13 +39,12 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 from workbench.models.base import (
     SPECIAL_SOURCES,
     CaptionRecord,
     FamilyAdapter,
-    LanguageModelEmbeddings,
     GenerationSettings,
     LoadedModel,
     LoadReport,
@@ -56,11 +55,14 @@ from workbench.models.base import (
     WorkbenchModelError,
     count_parameters,
     free_memory,
+    named_class,
     quiet_transformers,
     tensor_bytes,
     unquantized_linear_modules,
 )
+from workbench.models.geometry import VisualGeometry, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,29 +191,19 @@ SPECS: dict[str, ModelSpec] = {
 # ---- pure helpers ---------------------------------------------------------------------------------------------
 
 def minigpt4_video_tokens(n_frames: int, image_size: int = 224, patch_size: int = 14,
-                          concat: int = CONCAT) -> dict[str, int]:
+                          concat: int = CONCAT) -> VisualGeometry:
     """Tokens a clip costs: every frame is resized to image_size, so the source size does not matter.
 
     >>> t = minigpt4_video_tokens(8)
-    >>> t["patches_per_frame"], t["tokens_per_frame"], t["total"], t["vision_seq_per_frame"]
-    (256, 64, 512, 257)
+    >>> t.llm_tokens_per_segment, t.llm_tokens, t.segment_len
+    (64, 512, 257)
     """
     side = image_size // patch_size
     patches = side * side
     if patches % concat:
         raise ValueError(f"{patches} patches per frame do not split into groups of {concat}")
-    per_frame = patches // concat
-    return {
-        "frames": n_frames,
-        "processed_height": image_size,
-        "processed_width": image_size,
-        "patches_per_frame": patches,
-        "concat": concat,
-        "tokens_per_frame": per_frame,
-        "vision_seq_per_frame": patches + 1,  # CLS + patches (the CLS output is dropped after the ViT)
-        "total": per_frame * n_frames,
-        "llm_tokens": per_frame * n_frames,
-    }
+    # CLS + patches enter the ViT (the CLS output is dropped after it); `concat` patches make one LLM token
+    return per_frame_geometry(n_frames, patches // concat, patches + 1, image_size, image_size)
 
 
 def interleaved_prompt(instruction: str, n_frames: int, subtitles: Sequence[str | None] | None = None) -> str:
@@ -316,163 +308,6 @@ def vision_config_from_eva(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]
             "num_attention_heads": max(1, int(width) // EVA_HEAD_DIM),
             "intermediate_size": int(shapes["blocks.0.mlp.fc1.weight"][0]),
             "num_hidden_layers": min(len(blocks), EVA_DEPTH)}
-
-
-# ---- the transformers classes (built on first use: transformers is imported only then) -------------------------
-
-@dataclass(frozen=True)
-class _Classes:
-    config: Any
-    model: Any
-    processor: Any
-
-
-_CLASSES: _Classes | None = None
-
-
-def model_classes() -> _Classes:
-    """MiniGPT4VideoConfig, MiniGPT4VideoForConditionalGeneration and the processor, built once."""
-    global _CLASSES
-    if _CLASSES is None:
-        _CLASSES = _build_classes()
-    return _CLASSES
-
-
-def _build_classes() -> _Classes:
-    import torch
-    from torch import nn
-    from transformers import (
-        AutoConfig,
-        AutoModelForCausalLM,
-        AutoTokenizer,
-        Blip2VisionConfig,
-        Blip2VisionModel,
-        BlipImageProcessor,
-        GenerationMixin,
-        PreTrainedConfig,
-        PreTrainedModel,
-    )
-    from transformers.configuration_utils import SubConfigSpec
-
-    class MiniGPT4VideoConfig(PreTrainedConfig):
-        """EVA ViT-g (a Blip2VisionConfig), the 4-token concatenation and projection, and a Llama/Mistral LLM."""
-
-        model_type = FAMILY
-        sub_configs_defaults = {
-            "vision_config": SubConfigSpec(config_class=Blip2VisionConfig, init_kwargs=dict(_EVA_G)),
-            "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
-        }
-        # (annotations are strings under `from __future__ import annotations`: they must name module globals)
-        vision_config: Any = None
-        text_config: Any = None
-        concat_tokens: int = CONCAT
-        image_token_id: int = 0
-        vision_norm_eps: float = 1e-5
-        initializer_range: float = 0.02
-        tie_word_embeddings: bool = False
-
-        @classmethod
-        def from_pretrained(cls, path: Any, **kwargs: Any) -> Any:
-            """A saved config.json, or a folder in the published layout (EVA ViT-g assumed: reading the
-            .pth files would unpickle them)."""
-            folder = Path(str(path))
-            if not (folder / "config.json").exists() and (folder / LLM_DIR / "config.json").exists():
-                text = AutoConfig.from_pretrained(str(folder / LLM_DIR)).to_dict()
-                return cls(vision_config=dict(_EVA_G), text_config=text, concat_tokens=CONCAT)
-            return super().from_pretrained(path, **kwargs)
-
-    class MiniGPT4VideoForConditionalGeneration(LanguageModelEmbeddings, PreTrainedModel, GenerationMixin):
-        """vision_model (EVA ViT-g, post_layernorm = ln_vision) -> concat 4 -> llama_proj -> language_model."""
-
-        config_class = MiniGPT4VideoConfig
-        base_model_prefix = "minigpt4_video"
-        main_input_name = "input_ids"
-        input_modalities = ("image", "text")
-        _supports_sdpa = True
-        _supports_flash_attn = True
-        _supports_attention_backend = True
-        _no_split_modules = ["Blip2EncoderLayer", "LlamaDecoderLayer", "MistralDecoderLayer"]
-
-        def __init__(self, config: Any) -> None:
-            super().__init__(config)
-            self.vision_model = Blip2VisionModel._from_config(config.vision_config)
-            width = config.vision_config.hidden_size
-            # ln_vision is torch's LayerNorm with its default eps, not the ViT blocks' 1e-6
-            self.vision_model.post_layernorm = nn.LayerNorm(width, eps=config.vision_norm_eps)
-            self.llama_proj = nn.Linear(width * config.concat_tokens, config.text_config.hidden_size)
-            self.language_model = AutoModelForCausalLM.from_config(config.text_config)
-            self.post_init()
-
-        def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            """(frames, 3, 224, 224) -> (frames, 64, LLM width): ViT + ln_vision, CLS dropped, 4 tokens joined."""
-            hidden = self.vision_model(pixel_values=pixel_values).last_hidden_state[:, 1:, :]
-            frames, patches, width = hidden.shape
-            joined = hidden.reshape(frames, patches // self.config.concat_tokens, width * self.config.concat_tokens)
-            return self.llama_proj(joined.to(self.llama_proj.weight.dtype))
-
-        def _spliced_embeddings(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None) -> torch.Tensor:
-            embeds = self.get_input_embeddings()(input_ids)
-            if pixel_values is None:
-                return embeds
-            features = self.get_image_features(pixel_values)
-            slots = input_ids == self.config.image_token_id
-            n_features = features.shape[0] * features.shape[1]
-            if int(slots.sum()) != n_features:
-                raise ValueError(f"the prompt has {int(slots.sum())} frame-token slots, the frames give "
-                                 f"{n_features} tokens ({features.shape[0]} x {features.shape[1]})")
-            mask = slots.unsqueeze(-1).expand_as(embeds).to(embeds.device)
-            return embeds.masked_scatter(mask, features.reshape(-1, embeds.shape[-1]).to(embeds.device, embeds.dtype))
-
-        def forward(self, input_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
-                    attention_mask: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                    **kwargs: Any) -> Any:
-            if inputs_embeds is None:
-                inputs_embeds = self._spliced_embeddings(input_ids, pixel_values)
-            return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
-
-        @torch.no_grad()
-        def generate(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
-                     attention_mask: torch.Tensor | None = None, **generate_kwargs: Any) -> torch.Tensor:
-            """Frame features spliced at the placeholder ids; the output repeats the prompt ids, then the new ones."""
-            embeds = self._spliced_embeddings(input_ids, pixel_values)
-            if attention_mask is None:
-                attention_mask = torch.ones_like(input_ids)
-            return self.language_model.generate(input_ids=input_ids, inputs_embeds=embeds,
-                                                attention_mask=attention_mask, **generate_kwargs)
-
-    class MiniGPT4VideoProcessor:
-        """The LLM's tokenizer and the frame transform (224x224 bicubic, ImageNet mean/std)."""
-
-        def __init__(self, tokenizer: Any, image_processor: Any | None = None) -> None:
-            self.tokenizer = tokenizer
-            self.image_processor = image_processor or BlipImageProcessor(
-                size={"height": 224, "width": 224}, resample=3, do_resize=True, do_rescale=True,
-                rescale_factor=1 / 255, do_normalize=True, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
-                do_convert_rgb=True,
-            )
-
-        def save_pretrained(self, out_dir: str | Path) -> None:
-            self.tokenizer.save_pretrained(str(out_dir))
-            self.image_processor.save_pretrained(str(out_dir))
-
-        @classmethod
-        def from_pretrained(cls, path: str | Path, image_size: int = 224) -> "MiniGPT4VideoProcessor":
-            """A saved processor folder (tokenizer + preprocessor_config.json) or an LLM folder (tokenizer only)."""
-            tokenizer = AutoTokenizer.from_pretrained(str(path))
-            if (Path(path) / "preprocessor_config.json").exists():
-                return cls(tokenizer, BlipImageProcessor.from_pretrained(str(path)))
-            processor = cls(tokenizer)
-            processor.image_processor.size = {"height": image_size, "width": image_size}
-            return processor
-
-        def batch_decode(self, ids: Any, **kwargs: Any) -> list[str]:
-            return self.tokenizer.batch_decode(ids, **kwargs)
-
-    try:
-        AutoConfig.register(FAMILY, MiniGPT4VideoConfig)
-    except ValueError:  # already registered (a module reload)
-        pass
-    return _Classes(MiniGPT4VideoConfig, MiniGPT4VideoForConditionalGeneration, MiniGPT4VideoProcessor)
 
 
 # ---- the published layout ---------------------------------------------------------------------------------------
@@ -654,27 +489,30 @@ def _vision_config_of(layout: PublishedLayout) -> dict[str, Any]:
 
 class MiniGPT4VideoAdapter(FamilyAdapter):
     family: ClassVar[str] = FAMILY
-    model_class: ClassVar[str] = "MiniGPT4VideoForConditionalGeneration"
-    config_class: ClassVar[str] = "MiniGPT4VideoConfig"
+    # built from transformers parts in minigpt4_video_modeling.py, imported only when a model is loaded
+    model_class: ClassVar[str] = "workbench.models.minigpt4_video_modeling.MiniGPT4VideoForConditionalGeneration"
+    config_class: ClassVar[str] = "workbench.models.minigpt4_video_modeling.MiniGPT4VideoConfig"
+    processor_class: ClassVar[str] = "workbench.models.minigpt4_video_modeling.MiniGPT4VideoProcessor"
     # The ViT, its ln_vision and the projection stay 16-bit, as does the LLM's output head.
     skip_modules: ClassVar[tuple[str, ...]] = ("vision_model", "llama_proj", "language_model.lm_head")
+    # EVA ViT-g (one fused GELU, eager softmax in the compute dtype), the frames batched.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=2, softmax_fp32=False)
     specs: ClassVar[dict[str, ModelSpec]] = SPECS
     tiny_spec_id: ClassVar[str] = "minigpt4-video-llama2"
 
-    def model_cls(self) -> Any:
-        return model_classes().model
-
-    def config_cls(self) -> Any:
-        return model_classes().config
+    def processor_cls(self) -> Any:
+        return named_class(self.processor_class)
 
     def real_config(self, spec: ModelSpec) -> Any:
         return self.config_cls().from_dict(copy.deepcopy(spec.config))
 
     # ---- geometry --------------------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, model_id: str | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """64 tokens per frame at 224 px whatever the source size (frames are resized whole).
 
-        >>> ADAPTER.visual_tokens(4, 480, 640)["total"]
+        >>> ADAPTER.visual_tokens(4, 480, 640).llm_tokens
         256
         """
         vision = self.specs[model_id or self.tiny_spec_id].config["vision_config"]
@@ -721,12 +559,12 @@ class MiniGPT4VideoAdapter(FamilyAdapter):
         return self.config_cls().from_dict(config)
 
     def fabricate_processor(self, out_dir: Path) -> Any:
-        processor = model_classes().processor(self.tiny_tokenizer())
+        processor = self.processor_cls()(self.tiny_tokenizer())
         processor.save_pretrained(out_dir)
         return processor
 
     def _load_processor(self, path: str | Path, settings: LoadSettings) -> Any:
-        return model_classes().processor.from_pretrained(path)
+        return self.processor_cls().from_pretrained(path)
 
     def align_token_ids(self, config: Any, tokenizer: Any) -> None:
         """Placeholder = <unk>; the LLM's bos/eos from the tokenizer actually used."""
@@ -767,13 +605,12 @@ class MiniGPT4VideoAdapter(FamilyAdapter):
         start = time.perf_counter()
         from transformers import AutoConfig
 
-        classes = model_classes()
         text = AutoConfig.from_pretrained(str(layout.llm)).to_dict()
-        config = classes.config(vision_config=_vision_config_of(layout), text_config=text, concat_tokens=CONCAT)
-        processor = classes.processor.from_pretrained(layout.llm, image_size=config.vision_config.image_size)
+        config = self.config_cls()(vision_config=_vision_config_of(layout), text_config=text, concat_tokens=CONCAT)
+        processor = self.processor_cls().from_pretrained(layout.llm, image_size=config.vision_config.image_size)
         self.align_token_ids(config, processor.tokenizer)
         state_dict, notes = published_state_dict(layout, config)
-        _check_keys(classes.model, config, state_dict, layout)
+        _check_keys(self.model_cls(), config, state_dict, layout)
         kwargs: dict[str, Any] = {
             "config": config, "state_dict": state_dict, "dtype": getattr(torch, settings.dtype),
             "attn_implementation": settings.attn_implementation, "device_map": {"": device},
@@ -783,7 +620,7 @@ class MiniGPT4VideoAdapter(FamilyAdapter):
             kwargs["quantization_config"] = quant
         try:
             with quiet_transformers():
-                model = classes.model.from_pretrained(None, **kwargs)
+                model = self.model_cls().from_pretrained(None, **kwargs)
         except torch.OutOfMemoryError:
             free_memory()
             raise
@@ -861,7 +698,7 @@ def concat_layout(positions: "np.ndarray", n_frames: int, side: int, concat: int
     """
     import numpy as np
 
-    from workbench.attention.layout import TokenLayout, grid_cells
+    from workbench.models.layout import TokenLayout, grid_cells
 
     per_frame = side * side // concat
     positions = np.asarray(positions)
@@ -911,7 +748,7 @@ def fabricate_published_checkpoint(out_dir: str | Path, model_dir: str | Path | 
     from workbench.atomic import atomic_dir
 
     model_dir = Path(model_dir) if model_dir is not None else ADAPTER.ensure_tiny()
-    config = model_classes().config.from_pretrained(str(model_dir))
+    config = ADAPTER.config_cls().from_pretrained(str(model_dir))
     weights: dict[str, torch.Tensor] = {}
     for path in sorted(model_dir.glob("*.safetensors")):
         weights.update(load_file(str(path)))
@@ -944,7 +781,7 @@ def fabricate_published_checkpoint(out_dir: str | Path, model_dir: str | Path | 
         language_model = language_model.to_empty(device="cpu")
         language_model.load_state_dict(llm, strict=True, assign=True)
         language_model.save_pretrained(tmp / LLM_DIR)
-        model_classes().processor.from_pretrained(model_dir).tokenizer.save_pretrained(tmp / LLM_DIR)
+        ADAPTER.processor_cls().from_pretrained(model_dir).tokenizer.save_pretrained(tmp / LLM_DIR)
     return out_dir
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from workbench.models.base import LoadedModel, ModelSpec
 from workbench.models.qwen2_vl import CHAT_TEMPLATE, PROMPT, Qwen2VLAdapter, frame_spacing_s
+from workbench.models.traits import MemoryTraits, qwen25_vit_sizes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,6 +93,11 @@ class Qwen25VLAdapter(Qwen2VLAdapter):
     config_class: ClassVar[str] = "Qwen2_5_VLConfig"
     skip_modules: ClassVar[tuple[str, ...]] = ("model.visual", "lm_head")
     chat_template: ClassVar[str] = CHAT_TEMPLATE  # same chat format as Qwen2-VL
+    # As Qwen2-VL's tower, with a SwiGLU MLP (act, up and their product: three MLP-width tensors).
+    memory: ClassVar[MemoryTraits] = MemoryTraits(
+        vision_kind="patch_sequence", vision_sizes=qwen25_vit_sizes, mlp_copies=3, rotary_fp32=True,
+        pixel_budget=True,
+    )
     specs: ClassVar[dict[str, ModelSpec]] = {
         "qwen2.5-vl-3b": ModelSpec(
             model_id="qwen2.5-vl-3b",

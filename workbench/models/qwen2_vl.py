@@ -17,13 +17,14 @@ Quirks kept here:
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import FamilyAdapter, LoadedModel, ModelSpec
+from workbench.models.geometry import VisualGeometry, patch_sequence_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits, qwen2_vit_sizes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -204,6 +205,12 @@ class Qwen2VLAdapter(FamilyAdapter):
     }
     processing: ClassVar[dict[str, Any]] = _PROCESSING
     chat_template: ClassVar[str] = CHAT_TEMPLATE
+    # One patch sequence over the clip, attended per frame pair; q and k rotated in fp32; MLP fc1 -> quick_gelu
+    # -> fc2 keeps three MLP-width tensors.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(
+        vision_kind="patch_sequence", vision_sizes=qwen2_vit_sizes, mlp_copies=3, rotary_fp32=True,
+        pixel_budget=True,
+    )
     specs: ClassVar[dict[str, ModelSpec]] = {
         "qwen2-vl-2b": ModelSpec(
             model_id="qwen2-vl-2b",
@@ -232,37 +239,27 @@ class Qwen2VLAdapter(FamilyAdapter):
     }
 
     # ---- geometry ----------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, max_pixels: int | None = None,
-                      min_pixels: int | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Tokens a clip of n_frames (height x width) costs: LLM placeholders and vision-encoder sequence.
 
-        `max_pixels` / `min_pixels` are per frame (the processor's defaults when None).
+        `max_pixels` / `min_pixels` are per frame (the processor's defaults when None); every checkpoint (and
+        the tiny twin) shares the processing, so `model_id` and `options` change nothing.
 
-        >>> ADAPTER.visual_tokens(8, 240, 320)["llm_tokens"]  # 4 frame pairs x (252/28) x (308/28)
+        >>> ADAPTER.visual_tokens(8, 240, 320).llm_tokens  # 4 frame pairs x (252/28) x (308/28)
         396
         """
         patch = self.processing["patch_size"]
         merge = self.processing["merge_size"]
-        temporal = self.processing["temporal_patch_size"]
         size = self.processing["size"]
+        budget = size["longest_edge"] if max_pixels is None else max_pixels
         resized_h, resized_w = qwen2_resize(
             height, width, patch * merge,
-            min_pixels=size["shortest_edge"] if min_pixels is None else min_pixels,
-            max_pixels=size["longest_edge"] if max_pixels is None else max_pixels,
+            min_pixels=size["shortest_edge"] if min_pixels is None else min_pixels, max_pixels=budget,
         )
-        grid_t = math.ceil(n_frames / temporal)  # an odd count is padded with the last frame
-        grid_h, grid_w = resized_h // patch, resized_w // patch
-        encoder = grid_t * grid_h * grid_w
-        return {
-            "resized_height": resized_h,
-            "resized_width": resized_w,
-            "grid_t": grid_t,
-            "grid_h": grid_h,
-            "grid_w": grid_w,
-            "encoder_seq_len": encoder,
-            "llm_tokens": encoder // merge**2,
-            "llm_tokens_per_frame_pair": grid_h * grid_w // merge**2,
-        }
+        return patch_sequence_geometry(n_frames, resized_h, resized_w, patch=patch, merge=merge,
+                                       temporal=self.processing["temporal_patch_size"], pixel_budget=budget)
 
     def size_kwargs(self, n_frames: int, max_pixels: int | None, min_pixels: int | None) -> dict[str, Any]:
         """The video processor's `size` for a per-frame pixel budget ({} keeps the processor's own)."""
@@ -362,7 +359,7 @@ class Qwen2VLAdapter(FamilyAdapter):
         frame is resized, so the grid covers all of it."""
         import numpy as np
 
-        from workbench.attention.layout import per_frame_grids
+        from workbench.models.layout import per_frame_grids
 
         vision = loaded.model.config.vision_config
         _, grid_h, grid_w = (int(v) for v in capture.segments[0].inputs["video_grid_thw"][0])

@@ -23,13 +23,17 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 from workbench.models.base import LoadedModel, ModelSpec
+from workbench.models.geometry import VisualGeometry, patch_sequence_geometry
 from workbench.models.qwen2_vl import EOS, MARKERS, PAD, PROMPT, Qwen2VLAdapter
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits, qwen25_vit_sizes
 
 FAMILY = "qwen3_vl"
+# A frame pair's timestamp text ("<12.5 seconds>") is about 6 tokens with the real tokenizer (prompt estimate).
+TIMESTAMP_TOKENS = 6
 
 _TEXT_2B: dict[str, Any] = {
     "model_type": "qwen3_vl_text",
@@ -167,6 +171,11 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
     skip_modules: ClassVar[tuple[str, ...]] = ("model.visual", "lm_head")
     processing: ClassVar[dict[str, Any]] = _VIDEO_PROCESSING
     chat_template: ClassVar[str] = CHAT_TEMPLATE
+    # The Qwen ViT with fc1 -> fused gelu_pytorch_tanh -> fc2 (two MLP-width tensors).
+    memory: ClassVar[MemoryTraits] = MemoryTraits(
+        vision_kind="patch_sequence", vision_sizes=qwen25_vit_sizes, mlp_copies=2, rotary_fp32=True,
+        pixel_budget=True,
+    )
     specs: ClassVar[dict[str, ModelSpec]] = {
         f"qwen3-vl-{size}": ModelSpec(
             model_id=f"qwen3-vl-{size}",
@@ -185,14 +194,16 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
     }
 
     # ---- geometry ----------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, max_pixels: int | None = None,
-                      min_pixels: int | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Tokens a clip of n_frames (height x width) costs; `max_pixels` / `min_pixels` are per frame.
 
-        `llm_tokens` counts the <|video_pad|> placeholders; each frame pair also brings 2 marker tokens
-        (`marker_tokens`) and its timestamp text ("<1.5 seconds>", tokenizer-dependent length).
+        `llm_tokens` counts the <|video_pad|> placeholders; each frame pair also brings 2 marker tokens and its
+        timestamp text ("<1.5 seconds>", about 6 tokens with the real tokenizer): `extra_prompt_tokens`. The
+        processor's budget is for the whole clip (`pixel_budget` is its share per frame).
 
-        >>> ADAPTER.visual_tokens(8, 240, 320)["llm_tokens"]  # 4 frame pairs x (256/32) x (320/32)
+        >>> ADAPTER.visual_tokens(8, 240, 320).llm_tokens  # 4 frame pairs x (256/32) x (320/32)
         320
         """
         patch = self.processing["patch_size"]
@@ -203,20 +214,10 @@ class Qwen3VLAdapter(Qwen2VLAdapter):
             n_frames, height, width, patch * merge, min_pixels=size["shortest_edge"],
             max_pixels=size["longest_edge"], temporal_factor=temporal,
         )
-        grid_t = math.ceil(n_frames / temporal)  # an odd count is padded with the last frame
-        grid_h, grid_w = resized_h // patch, resized_w // patch
-        encoder = grid_t * grid_h * grid_w
-        return {
-            "resized_height": resized_h,
-            "resized_width": resized_w,
-            "grid_t": grid_t,
-            "grid_h": grid_h,
-            "grid_w": grid_w,
-            "encoder_seq_len": encoder,
-            "llm_tokens": encoder // merge**2,
-            "llm_tokens_per_frame_pair": grid_h * grid_w // merge**2,
-            "marker_tokens": 2 * grid_t,
-        }
+        pairs = math.ceil(n_frames / temporal)  # an odd count is padded with the last frame
+        return patch_sequence_geometry(n_frames, resized_h, resized_w, patch=patch, merge=merge, temporal=temporal,
+                                       pixel_budget=size["longest_edge"] // n_frames,
+                                       extra_prompt_tokens=(2 + TIMESTAMP_TOKENS) * pairs)
 
     def clip_size(self, n_frames: int, max_pixels: int | None, min_pixels: int | None) -> dict[str, int]:
         """The processor's whole-clip `size` for per-frame bounds (the checkpoint's own where None)."""

@@ -9,10 +9,12 @@ processor needs the num2words package (pitfall 10).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import FamilyAdapter, LoadedModel, ModelSpec
+from workbench.models.geometry import VisualGeometry, image_side, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,6 +147,14 @@ def processor_settings(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
+def pixel_mask_inputs(geometry: VisualGeometry, dtype_bytes: int) -> tuple[int, int]:
+    """(extra input bytes, transient copies): SmolVLM also sends an int64 pixel_attention_mask per frame, and
+    indexes copies of the pixels and the mask before the tower."""
+    g = geometry
+    mask = g.frames_used * g.resized_height * g.resized_width * 8
+    return mask, g.pixel_values * dtype_bytes + mask
+
+
 class SmolVLM2Adapter(FamilyAdapter):
     family: ClassVar[str] = "smolvlm2"
     model_class: ClassVar[str] = "SmolVLMForConditionalGeneration"
@@ -153,31 +163,30 @@ class SmolVLM2Adapter(FamilyAdapter):
     # model.text_model, lm_head. The SigLIP tower and the pixel-shuffle projection stay 16-bit.
     skip_modules: ClassVar[tuple[str, ...]] = ("model.vision_model", "model.connector", "lm_head")
     token_id_keys: ClassVar[tuple[str, ...]] = ("image_token_id",)
+    # SigLIP (one fused GELU); the processor also sends an int64 pixel_attention_mask per frame, indexed into
+    # copies of both before the tower.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=2,
+                                                  extra_inputs=pixel_mask_inputs)
     specs: ClassVar[dict[str, ModelSpec]] = SPECS
     # The tiny twin has the 500M/256M geometry (512 px, patch 16, 4x4 shuffle -> 64 tokens per frame).
     tiny_spec_id: ClassVar[str] = "smolvlm2-256m"
 
     # ---- geometry ----------------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, model_id: str | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Visual tokens the LLM sees: every frame is resized to the tower's square input, whatever its size.
 
-        >>> ADAPTER.visual_tokens(8, 480, 640, "smolvlm2-2.2b")["tokens_per_frame"]
+        >>> ADAPTER.visual_tokens(8, 480, 640, model_id="smolvlm2-2.2b").llm_tokens_per_segment
         81
-        >>> ADAPTER.visual_tokens(8, 480, 640, "smolvlm2-500m")["vision_seq_per_frame"]
+        >>> ADAPTER.visual_tokens(8, 480, 640, model_id="smolvlm2-500m").segment_len
         1024
         """
         config = self.specs[model_id or self.tiny_spec_id].config
         vision = config["vision_config"]
         patches = (vision["image_size"] // vision["patch_size"]) ** 2  # a conv with stride: 384/14 -> 27
-        per_frame = patches // config["scale_factor"] ** 2
-        return {
-            "frames": n_frames,
-            "tokens_per_frame": per_frame,
-            "total": per_frame * n_frames,
-            "vision_seq_per_frame": patches,  # no CLS token in SigLIP
-            "llm_tokens": per_frame * n_frames,
-            "encoder_seq_len": patches * n_frames,
-        }
+        side = image_side(config)  # no CLS token in SigLIP
+        return per_frame_geometry(n_frames, patches // config["scale_factor"] ** 2, patches, side, side)
 
     # ---- tiny twin ---------------------------------------------------------------------------------
     def tiny_config(self) -> Any:
@@ -212,7 +221,7 @@ class SmolVLM2Adapter(FamilyAdapter):
         video_processor = SmolVLMVideoProcessor(**settings, do_sample_frames=False)
         return SmolVLMProcessor(
             image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-            image_seq_len=self.visual_tokens(1, 0, 0, spec.model_id)["tokens_per_frame"],
+            image_seq_len=self.visual_tokens(1, 0, 0, model_id=spec.model_id).llm_tokens_per_segment,
             chat_template=CHAT_TEMPLATE,
         )
 
@@ -234,7 +243,7 @@ class SmolVLM2Adapter(FamilyAdapter):
         patches become one token), row-major; each frame is resized whole to the tower's square."""
         import numpy as np
 
-        from workbench.attention.layout import per_frame_grids
+        from workbench.models.layout import per_frame_grids
 
         config = loaded.model.config
         side = config.vision_config.image_size // config.vision_config.patch_size // config.scale_factor

@@ -24,9 +24,11 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import SPECIAL_SOURCES, LoadedModel, LoadSettings, ModelSpec, weights_unavailable
+from workbench.models.geometry import VisualGeometry, patch_sequence_geometry
+from workbench.models.traits import MemoryTraits
 from workbench.models.qwen2_vl import _CONFIG_7B as QWEN2_VL_7B_CONFIG
 from workbench.models.qwen2_vl import (
     CHAT_TEMPLATE,
@@ -102,6 +104,8 @@ def processing_from_published(folder: Path) -> dict[str, Any]:
 class Tarsier2Adapter(Qwen2VLAdapter):
     family: ClassVar[str] = FAMILY
     processing: ClassVar[dict[str, Any]] = _PROCESSING
+    # Qwen2-VL-7B's vision tower and LLM, unchanged by the fine-tune: the same memory behaviour.
+    memory: ClassVar[MemoryTraits] = Qwen2VLAdapter.memory
     chat_template: ClassVar[str] = CHAT_TEMPLATE
     specs: ClassVar[dict[str, ModelSpec]] = {
         "tarsier2-recap-7b": ModelSpec(
@@ -119,12 +123,13 @@ class Tarsier2Adapter(Qwen2VLAdapter):
     }
 
     # ---- geometry ----------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int, max_pixels: int | None = None,
-                      min_pixels: int | None = None) -> dict[str, int]:
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
         """Tokens a clip of n_frames (height x width) costs when each frame is its own temporal patch.
 
         >>> tokens = ADAPTER.visual_tokens(16, 720, 1280)
-        >>> tokens["resized_height"], tokens["resized_width"], tokens["llm_tokens"]  # 16 x (504/28) x (896/28)
+        >>> tokens.resized_height, tokens.resized_width, tokens.llm_tokens  # 16 x (504/28) x (896/28)
         (504, 896, 9216)
         """
         patch = self.processing["patch_size"]
@@ -133,19 +138,9 @@ class Tarsier2Adapter(Qwen2VLAdapter):
         low = self.processing["size"]["shortest_edge"] if min_pixels is None else min_pixels
         resized_h, resized_w = qwen2_resize(height, width, patch * merge, min_pixels=min(low, budget),
                                             max_pixels=budget)
-        grid_h, grid_w = resized_h // patch, resized_w // patch
-        encoder = n_frames * grid_h * grid_w
-        return {
-            "resized_height": resized_h,
-            "resized_width": resized_w,
-            "grid_t": n_frames,
-            "grid_h": grid_h,
-            "grid_w": grid_w,
-            "encoder_seq_len": encoder,
-            "llm_tokens": encoder // merge**2,
-            "llm_tokens_per_frame": grid_h * grid_w // merge**2,
-            "max_pixels_per_frame": budget,
-        }
+        return patch_sequence_geometry(n_frames, resized_h, resized_w, patch=patch, merge=merge,
+                                       temporal=self.processing["temporal_patch_size"], pixel_budget=budget,
+                                       frames_per_segment=1)
 
     def size_kwargs(self, n_frames: int, max_pixels: int | None, min_pixels: int | None) -> dict[str, Any]:
         """Always explicit: the per-frame budget depends on the frame count."""
@@ -183,7 +178,7 @@ class Tarsier2Adapter(Qwen2VLAdapter):
         """One temporal patch per frame, each a (grid_h/merge) x (grid_w/merge) grid in row-major order."""
         import numpy as np
 
-        from workbench.attention.layout import per_frame_grids
+        from workbench.models.layout import per_frame_grids
 
         merge = loaded.model.config.vision_config.spatial_merge_size
         _, grid_h, grid_w = (int(v) for v in capture.segments[0].inputs["video_grid_thw"][0])
@@ -207,7 +202,8 @@ class Tarsier2Adapter(Qwen2VLAdapter):
             converted = folder  # already in the Qwen2-VL layout
         else:
             try:
-                converted = convert_checkpoint(folder, allow_pickle=settings.allow_pickle)
+                converted = convert_checkpoint(folder, allow_pickle=settings.allow_pickle,
+                                               processing=processing_from_published, chat_template=CHAT_TEMPLATE)
             except ConversionError as err:
                 from workbench.models.base import UnsafeLoadError
 

@@ -14,10 +14,12 @@ Quirks kept here:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from workbench.models.base import FamilyAdapter, LoadedModel, ModelSpec
+from workbench.models.geometry import VisualGeometry, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
+from workbench.models.traits import MemoryTraits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,25 +125,16 @@ def processed_size(height: int, width: int, shortest_edge: int, crop: int | None
 
 
 def video_llava_tokens(n_frames: int, height: int, width: int, *, patch_size: int = 14,
-                       shortest_edge: int = 224, crop: int = 224) -> dict[str, int]:
+                       shortest_edge: int = 224, crop: int = 224) -> VisualGeometry:
     """Visual tokens Video-LLaVA's LLM sees for `n_frames` frames of height x width (CLS kept for video).
 
-    >>> video_llava_tokens(8, 240, 320)["total"]
+    >>> video_llava_tokens(8, 240, 320).llm_tokens
     2056
     """
     out_h, out_w = processed_size(height, width, shortest_edge, crop)
     patches = (out_h // patch_size) * (out_w // patch_size)
     per_frame = patches + 1  # the CLS token is kept for video (dropped for images)
-    return {
-        "frames": n_frames,
-        "processed_height": out_h,
-        "processed_width": out_w,
-        "vision_seq_per_frame": patches + 1,
-        "tokens_per_frame": per_frame,
-        "extra_tokens": 0,
-        "total": per_frame * n_frames,
-    }
-
+    return per_frame_geometry(n_frames, per_frame, patches + 1, out_h, out_w)
 
 def _tiny_tokenizer() -> Any:
     """Llama-style BPE: <unk>, <pad>, <s>, </s>, <image>, <video>; adds <s> like the Llama tokenizer."""
@@ -166,6 +159,9 @@ class VideoLlavaAdapter(FamilyAdapter):
         "model.video_tower", "model.image_tower", "model.multi_modal_projector", "lm_head",
     )
     token_id_keys: ClassVar[tuple[str, ...]] = ("image_token_index", "video_token_index")
+    # CLIP ViT-L towers (quick_gelu: fc1, 1.702x, sigmoid), called with output_hidden_states=True, so every
+    # layer's output is alive until the features are selected.
+    memory: ClassVar[MemoryTraits] = MemoryTraits(vision_kind="per_frame", mlp_copies=3, all_hidden_states=True)
     specs: ClassVar[dict[str, ModelSpec]] = {
         "video-llava-7b": ModelSpec(
             model_id="video-llava-7b",
@@ -183,10 +179,12 @@ class VideoLlavaAdapter(FamilyAdapter):
     }
 
     # ---- geometry ----------------------------------------------------------------------------
-    def visual_tokens(self, n_frames: int, height: int, width: int) -> dict[str, int]:
-        """Visual tokens per frame and in total for a clip of n_frames (height x width) frames.
+    def visual_tokens(self, n_frames: int, height: int, width: int, *, model_id: str | None = None,
+                      max_pixels: int | None = None, min_pixels: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> VisualGeometry:
+        """Visual tokens of a clip of n_frames (height x width) frames: the same for every source.
 
-        Video-LLaVA always sees 8 frames (describe() resamples), so `frames` and `total` are for 8.
+        Video-LLaVA always sees 8 frames (describe() resamples), so the geometry is for 8.
         """
         del n_frames  # the model takes exactly FIXED_FRAMES; describe() resamples any other count
         vision = _CONFIG_7B["vision_config"]
@@ -257,7 +255,7 @@ class VideoLlavaAdapter(FamilyAdapter):
         resizes the shortest edge and centre-crops a square, so the grid covers the frame's centre."""
         import numpy as np
 
-        from workbench.attention.layout import centre_crop_box, per_frame_grids
+        from workbench.models.layout import centre_crop_box, per_frame_grids
 
         side = capture.segments[0].inputs["pixel_values_videos_shape"][-1] // loaded.model.config.vision_config.patch_size
         return per_frame_grids(np.concatenate(capture.visual_positions), n_frames, side, side, cls_first=True,
