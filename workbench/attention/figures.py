@@ -105,12 +105,13 @@ def layer_frame_heatmap(maps: "AttentionMaps", head: int | str = "mean") -> "Fig
     reach = max(1.0, float((relative - 1.0).abs().max().max()))
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * grid.shape[1] + 2), max(2.2, 0.3 * grid.shape[0] + 1.2)))
     sns.heatmap(relative, ax=ax, cmap="RdBu_r", center=1.0, vmin=max(0.0, 1.0 - reach), vmax=1.0 + reach,
-                cbar_kws={"label": "share of visual attention / uniform (1 = uniform)"},
+                cbar_kws={"label": "x uniform share"},
                 xticklabels=[f"{t:.1f}" for t in grid.columns])
     ax.set_xlabel("frame time (s)")
     ax.tick_params(axis="x", labelrotation=0)
     ax.set_ylabel("LLM layer")
-    ax.set_title(f"Visual attention by layer and frame (head {head}, mean over words)", fontsize=9)
+    ax.set_title(f"Visual attention by layer and frame (head {head}, mean over words)\n"
+                 f"share relative to uniform 1/{grid.shape[1]}: white = uniform", fontsize=9)
     fig.tight_layout()
     return fig
 
