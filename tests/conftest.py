@@ -41,6 +41,8 @@ SLOW_FIXTURES = {"midsize_results", "forced_path_results", "vision_quantized_res
 SLOW_TESTS = {
     "tests/models/test_auroracap.py::test_real_architecture_matches_published_parameter_count",
     "tests/memory/test_gpu_check.py::test_gpu_check_smoke_writes_predicted_vs_measured",
+    "tests/memory/test_predictor.py::test_tiny_twin_of_each_other_vision_tower_measures_close_to_its_prediction",
+    "tests/test_video.py::test_memory_grows_with_frames_asked_for_not_video_length",
 }
 
 
