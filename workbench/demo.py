@@ -86,8 +86,15 @@ def run_demo(only: list[str] | None = None, full: bool = False) -> bool:
 
 
 def _run_one(run: dict[str, Any]) -> bool:
-    """One demo entry; prints its status, time and page; True when it ended ok."""
-    from workbench.runner import run_notebook
+    """One demo entry; prints its status, time and page; True when it ended ok.
+
+    A notebook runs in its own `python -m workbench run` process: the runner kills what a run leaves behind
+    among its process's children when the run ends, which in a shared process would be the kernel of the
+    run beside it.
+    """
+    import json
+    import subprocess
+    import sys
 
     start = time.perf_counter()
     if "sweep" in run:
@@ -100,9 +107,18 @@ def _run_one(run: dict[str, Any]) -> bool:
         print(f"[sweep {statuses.value_counts().to_dict()}] {run['sweep']} "
               f"({time.perf_counter() - start:.0f} s): {sweep_dir / 'index.html'}", flush=True)
         return bool((statuses == "ok").all())
-    result = run_notebook(run["notebook"], run.get("params"), run.get("overrides"))
-    print(f"[{result.status}] {run['notebook']} ({time.perf_counter() - start:.0f} s): "
-          f"{result.dir / 'notebook.html'}", flush=True)
-    if result.error:
-        print(f"    {result.error.splitlines()[0]}", flush=True)
-    return result.ok
+    command = [sys.executable, "-m", "workbench", "run", run["notebook"], "--no-progress"]
+    if run.get("params"):
+        command += ["-f", run["params"]]
+    if run.get("overrides"):
+        command += ["-y", json.dumps(run["overrides"])]
+    process = subprocess.run(command, cwd=str(paths.REPO_ROOT), capture_output=True, text=True)
+    lines = process.stdout.strip().splitlines()
+    status, _, folder = (lines[-1] if lines else "failed: (no run folder)").partition(": ")
+    print(f"[{status}] {run['notebook']} ({time.perf_counter() - start:.0f} s): {folder}/notebook.html",
+          flush=True)
+    if process.returncode != 0:
+        errors = [line for line in process.stderr.strip().splitlines() if line.startswith("error:")]
+        print(f"    {(errors or process.stderr.strip().splitlines() or ['exit code ' + str(process.returncode)])[-1]}",
+              flush=True)
+    return process.returncode == 0
