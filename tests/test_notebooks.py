@@ -46,7 +46,7 @@ def test_video_input_smoke_run():
         assert (result.dir / "figures" / figure).stat().st_size > 5000
     manifest = json.loads((result.dir / "manifest.json").read_text())
     video_inputs = [i for i in manifest["inputs"] if i.get("role") == "video"]
-    # the probe video and the real clip shown beside it (beside_name, the footage extra)
+    # the probe video and the real clip shown beside it (beside_video, the footage extra)
     assert len(video_inputs) == 2 and all(len(i["sha256"]) == 64 for i in video_inputs)
     videos = pd.read_csv(result.dir / "results" / "videos.csv")
     assert videos["video"].tolist() == ["probe:events", "real:bigbuckbunny"]

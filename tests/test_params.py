@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench import paths
-from workbench.params import ParameterError, notebook_parameters, parse_parameters, validate
+from workbench.params import RENAMED, ParameterError, notebook_parameters, parse_parameters, validate
 from workbench.runner import resolve_parameters
 
 CELL = '''
@@ -121,3 +121,75 @@ def test_named_choice_types_are_checked():
         validate(params, {"quantizations": ["3bit"]})
     with pytest.raises(ParameterError, match="unsupported type annotation 'Whatever'"):
         parse_parameters('x: Whatever = 1\n')
+
+
+# ---- one vocabulary: a name means one thing (docs/parameters.md) ------------------------------------------
+
+def _all_parameters() -> dict[str, dict[str, str]]:
+    """name -> {notebook stem: annotation}, over every notebook."""
+    found: dict[str, dict[str, str]] = {}
+    for notebook in sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb")):
+        for name, param in notebook_parameters(notebook).items():
+            found.setdefault(name, {})[notebook.stem] = param.annotation
+    return found
+
+
+def _docs_table() -> dict[str, tuple[str, str]]:
+    """name -> (type, notebooks) from the tables of docs/parameters.md (renamed-parameter table aside)."""
+    import re
+
+    text = (paths.REPO_ROOT / "docs" / "parameters.md").read_text()
+    text = text.split("## Renamed parameters")[0]
+    return {m.group(1): (m.group(2).strip(), m.group(3).strip())
+            for m in re.finditer(r"^\| `(\w+)` \| ([^|]+) \| [^|]+ \| ([^|]+) \|$", text, re.MULTILINE)}
+
+
+def test_one_parameter_name_has_one_type_in_every_notebook():
+    for name, annotations in _all_parameters().items():
+        assert len(set(annotations.values())) == 1, f"{name!r} has several types: {annotations}"
+
+
+def test_docs_table_names_every_parameter_with_its_type_and_notebooks():
+    table = _docs_table()
+    parameters = _all_parameters()
+    missing, extra = sorted(set(parameters) - set(table)), sorted(set(table) - set(parameters))
+    assert not missing and not extra, (f"parameters missing from docs/parameters.md (add a row): {missing}; "
+                                       f"documented but in no notebook: {extra}")
+    for name, annotations in parameters.items():
+        documented_type, documented_notebooks = table[name]
+        assert documented_type == next(iter(annotations.values())), name
+        if documented_notebooks != "all":
+            # notebooks are named by their number ("02") or in full ("00_explore")
+            listed = {n.strip() for n in documented_notebooks.split(",")}
+            named = {stem if stem.startswith("00") else stem[:2] for stem in annotations}
+            assert listed == named, (name, listed, named)
+
+
+@pytest.mark.parametrize("notebook, old, new", [
+    (notebook, old, new) for notebook, renames in sorted(RENAMED.items()) for old, new in sorted(renames.items())])
+def test_an_old_parameter_name_fails_naming_the_new_one(notebook, old, new):
+    declared = notebook_parameters(paths.notebook_path(notebook))
+    assert new in declared and old not in declared and RENAMED[notebook][old] == new
+    with pytest.raises(ParameterError, match=f"parameter '{old}' was renamed to '{new}'"):
+        validate(declared, {old: declared[new].default}, notebook)
+    with pytest.raises(ParameterError, match=f"renamed to '{new}'"):  # the runner's path: files and -p overrides
+        resolve_parameters(notebook, None, {old: declared[new].default})
+
+
+def test_a_sweep_with_an_old_name_fails_naming_the_new_one(tmp_path):
+    from workbench.sweep import SweepError, load_sweep
+
+    path = tmp_path / "old.yaml"
+    path.write_text("notebook: 04_caption_quality\nbase: {model: qwen2-vl-2b, source: tiny}\n"
+                    "grid:\n  video_name: [probe:static, probe:events]\n")
+    with pytest.raises((SweepError, ParameterError), match="'video_name' was renamed to 'video'"):
+        load_sweep(path)
+
+
+def test_every_sweep_file_validates():
+    from workbench.sweep import load_sweep
+
+    sweeps = sorted((paths.PARAMS_DIR / "sweeps").glob("*.yaml"))
+    assert sweeps
+    for path in sweeps:
+        assert load_sweep(path).runs, path.name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from workbench.models.base import Attention, Device, Dtype, Quantization
+from workbench.settings import Attention, Device, Dtype, Quantization
 
 SampleMode = Literal["uniform", "fps", "windows"]
 TimelineMode = Literal["windows", "whole_clip"]  # workbench.quality.timeline

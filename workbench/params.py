@@ -87,12 +87,40 @@ def parse_parameters(source: str, origin: str = "<parameters cell>") -> dict[str
     return params
 
 
+# Parameters renamed so that one name means one thing in every notebook and sweep (docs/parameters.md):
+# notebook -> {old name: new name}. A file or override still spelling the old name fails with the new one.
+RENAMED: dict[str, dict[str, str]] = {
+    "00_video_input": {"video_name": "video", "n_frames": "frames", "max_pixels": "resize_max_pixels",
+                       "beside_name": "beside_video", "mode": "sample_mode"},
+    "01_load_models": {"video_name": "video", "n_frames": "frames"},
+    "02_memory_probe": {"frames": "frame_counts", "max_pixels": "max_pixels_values",
+                        "quantize_vision": "quantize_vision_values", "timeout_s": "probe_timeout_s"},
+    "03_attention": {"video_name": "video", "n_frames": "frames"},
+    "04_caption_quality": {"video_name": "video", "clip_frames": "frames"},
+}
+
+
+def renamed_to(notebook: str, name: str) -> str | None:
+    """The current name of a parameter `notebook` took under an old name (None if it never did).
+
+    >>> renamed_to("04_caption_quality", "video_name"), renamed_to("04_caption_quality", "video")
+    ('video', None)
+    """
+    return RENAMED.get(Path(notebook).stem, {}).get(name)
+
+
 def validate(params: dict[str, Parameter], values: dict[str, Any], notebook: str = "notebook") -> None:
-    """Raise ParameterError for unknown names or wrong types, listing the valid parameters."""
+    """Raise ParameterError for unknown names (naming the new name of a renamed one) or wrong types, listing
+    the valid parameters."""
     problems = []
     for name, value in values.items():
         if name not in params:
-            problems.append(f"unknown parameter {name!r}")
+            new = renamed_to(notebook, name)
+            if new is not None and new in params:
+                problems.append(f"parameter {name!r} was renamed to {new!r} (one name, one meaning: "
+                                f"docs/parameters.md); write {new}: {value!r}")
+            else:
+                problems.append(f"unknown parameter {name!r}")
             continue
         reason = params[name].check(value)
         if reason:

@@ -8,14 +8,15 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from workbench.settings import LoadSettings
 
-def survey(models: list[str], quantizations: list[str], source: str = "tiny", dtype: str = "bfloat16",
-           attn_implementation: str = "sdpa", frames: "np.ndarray | None" = None,
-           timestamps_s: "np.ndarray | None" = None, max_new_tokens: int = 16, seed: int = 0,
-           progress: bool = True, quantize_vision: bool = False) -> "pd.DataFrame":
-    """Load each (model, quantization), record its load report (and a caption of `frames` if given).
 
-    `quantize_vision`: bitsandbytes' default policy (vision tower and projector quantized too).
+def survey(models: list[str], quantizations: list[str], settings: "LoadSettings | None" = None,
+           frames: "np.ndarray | None" = None, timestamps_s: "np.ndarray | None" = None,
+           max_new_tokens: int = 16, seed: int = 0, progress: bool = True, **load_fields: Any) -> "pd.DataFrame":
+    """Load each (model, quantization) with `settings` (the other load settings: source, dtype, attention,
+    quantize_vision, device, max_pixels, allow_pickle, model_options; or given flat as `load_fields`), record its
+    load report (and a caption of `frames` if given).
 
     A configuration that fails (no bitsandbytes, weights not available, out of memory) becomes a row with
     status 'error' and the message; the survey goes on. Models are unloaded between rows.
@@ -23,28 +24,29 @@ def survey(models: list[str], quantizations: list[str], source: str = "tiny", dt
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from workbench.models import GenerationSettings, LoadSettings, get, load
+    from workbench.models import GenerationSettings, get, load
+    from workbench.settings import LoadSettings
     from workbench.weights import count_weights, meta_model, weight_bytes
+
+    base = (settings or LoadSettings()).replace(**load_fields)
 
     rows: list[dict[str, Any]] = []
     configs = [(m, q) for m in models for q in quantizations]
     for model_id, quantization in tqdm(configs, desc="loading", disable=not progress):
-        row: dict[str, Any] = {"model_id": model_id, "quantization": quantization, "source": source,
-                               "dtype": dtype, "attn_implementation": attn_implementation,
-                               "quantize_vision": quantize_vision}
+        row: dict[str, Any] = {"model_id": model_id, "quantization": quantization, "source": base.source,
+                               "dtype": base.dtype, "attn_implementation": base.attn_implementation,
+                               "quantize_vision": base.quantize_vision}
         loaded = None
         try:
             adapter, spec = get(model_id)
-            settings = LoadSettings(source=source, dtype=dtype, quantization=quantization,
-                                    attn_implementation=attn_implementation, quantize_vision=quantize_vision)
-            loaded = load(model_id, settings)
+            loaded = load(model_id, base.replace(quantization=quantization))
             report = loaded.report.to_dict()
             report["unquantized_modules"] = "; ".join(report["unquantized_modules"])
             row.update(report, status="ok", error="")
             # counted on the unquantized architecture: a loaded 4-bit layer holds packed shapes
-            counts = count_weights(meta_model(adapter, loaded.model.config, dtype),
+            counts = count_weights(meta_model(adapter, loaded.model.config, base.dtype),
                                    adapter.kept_modules(loaded.settings.quantize_vision))
-            row["predicted_weight_bytes"] = weight_bytes(counts, quantization, dtype)
+            row["predicted_weight_bytes"] = weight_bytes(counts, quantization, base.dtype)
             if frames is not None:
                 record = loaded.describe(frames, timestamps_s,
                                          generation=GenerationSettings(max_new_tokens=max_new_tokens, seed=seed))

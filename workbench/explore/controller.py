@@ -239,13 +239,9 @@ class Explorer:
         from workbench.units import from_gib
 
         height, width = self.frame_size(selection)
-        return ProbeConfig(model=selection.model, source=selection.source, quantization=selection.quantization,
-                           quantize_vision=selection.quantize_vision,
-                           attn_implementation=selection.attn_implementation, dtype=selection.dtype,
-                           device=selection.device, frames=selection.frames, height=height, width=width,
-                           max_pixels=selection.max_pixels or None, max_new_tokens=selection.max_new_tokens,
-                           budget_bytes=from_gib(selection.budget_gib) or None, seed=selection.seed,
-                           model_options=selection.model_options, allow_pickle=selection.allow_pickle)
+        return ProbeConfig(model=selection.model, load=selection.load, frames=selection.frames, height=height,
+                           width=width, max_new_tokens=selection.max_new_tokens,
+                           budget_bytes=from_gib(selection.budget_gib) or None, seed=selection.seed)
 
     def ensure_loaded(self, selection: Selection, progress: Progress) -> "LoadedModel":
         """The loaded model for `selection`, loading it (after unloading another) when needed."""
@@ -256,12 +252,7 @@ class Explorer:
             return self.loaded
         self.unload()
         progress(0, 0, f"loading {selection.model} ({selection.source})")
-        loaded = models.load(selection.model, models.LoadSettings(**selection.load_kwargs()))
-        try:
-            loaded.configure(selection.model_options)
-        except Exception:
-            loaded.unload()
-            raise
+        loaded = models.load(selection.model, selection.load)  # sets the model options too
         if self.cancel_event.is_set():
             loaded.unload()
             raise Cancelled("Load cancelled: the model was loaded, then dropped.")

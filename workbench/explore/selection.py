@@ -1,7 +1,8 @@
 """What the explorer is pointed at: one frozen, validated selection, spelled like 00_explore's parameters.
 
-Every field of `Selection` is a parameter of notebooks/00_explore.ipynb with the same name, type and
-default (a test keeps them in step), so a selection written out as parameters repeats headless.
+Every field of `Selection`, with its `load` settings spread flat, is a parameter of notebooks/00_explore.ipynb
+with the same name, type and default (a test keeps them in step), so a selection written out as parameters
+repeats headless.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.choices import TransformersEra
-from workbench.models.base import Attention, Device, Dtype, Quantization, check_literal_fields
+from workbench.settings import NOTEBOOK_LOAD_PARAMETERS, LoadSettings, carries_load_settings, check_literal_fields
 
 # The fields each action's result depends on: a result whose fields differ from the current selection is
 # stale (save-as-run leaves it out, because the saved parameters would not reproduce it).
-LOAD_FIELDS = ("model", "source", "dtype", "quantization", "quantize_vision", "attn_implementation", "device",
-               "max_pixels", "allow_pickle", "model_options")
+LOAD_FIELDS = ("model", *NOTEBOOK_LOAD_PARAMETERS)
 ACTION_FIELDS: dict[str, tuple[str, ...]] = {
     "load": LOAD_FIELDS,
     "predict": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "transformers_era"),
@@ -28,23 +28,17 @@ ACTION_FIELDS: dict[str, tuple[str, ...]] = {
 ACTIONS: tuple[str, ...] = tuple(ACTION_FIELDS)  # canonical order
 
 
+@carries_load_settings
 @dataclass(frozen=True)
 class Selection:
-    """The video, model and settings every explorer action uses."""
+    """The video, model and settings every explorer action uses. How the model is loaded is `load` (its
+    fields may be given and read flat: `Selection(quantization="8bit").quantization`)."""
 
     video: str = "probe:events"  # a path, or probe:<scenario> (static, moving, events)
     model: str = "qwen2-vl-2b"
-    source: str = "tiny"  # tiny, random, a hub id or a local folder
-    dtype: Dtype = "bfloat16"
-    quantization: Quantization = "none"
-    quantize_vision: bool = False  # quantize the vision tower too (bitsandbytes' default); False keeps it 16-bit
-    attn_implementation: Attention = "sdpa"
-    device: Device = "auto"
+    load: LoadSettings = field(default_factory=LoadSettings)  # source, dtype, quantization, ... max_pixels
     transformers_era: TransformersEra = "5.x"  # predict: whose memory behaviours to assume (5.x, 4.5x, 4.4x)
     frames: int = 8  # frames sampled uniformly (predict, probe, attention)
-    max_pixels: int = 0  # per-frame pixel budget for budget-resizing processors (Qwen-VL); 0 = its default
-    allow_pickle: bool = False  # allow .pth/.bin weights (MiniGPT4-Video publishes only .pth)
-    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"token_kept_ratio": 0.4} (AuroraCap)
     max_new_tokens: int = 16
     min_new_tokens: int = 0  # attention: caption length floor (tiny twins stop early)
     window_s: float = 1.0  # caption: window length
@@ -62,24 +56,26 @@ class Selection:
         for name in ("frames", "max_new_tokens", "frames_per_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("max_pixels", "min_new_tokens", "max_seconds", "budget_gib", "probe_timeout_s"):
+        for name in ("min_new_tokens", "max_seconds", "budget_gib", "probe_timeout_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.window_s <= 0:
             raise ValueError(f"window_s must be positive, got {self.window_s}")
         if not self.video.strip():
             raise ValueError("no video chosen: give a file path, upload a file or pick a probe video")
-        if not isinstance(self.model_options, dict):
-            raise TypeError(f"model_options must be a dict of option -> value, got {self.model_options!r}")
-        if not self.source.strip():
-            raise ValueError("source is empty: use tiny, random, a hub id or a local folder")
+
+    @property
+    def max_pixels(self) -> int:
+        """As the notebook spells it: 0 for the processor's default."""
+        return self.load.max_pixels or 0
 
     def replace(self, **changes: Any) -> "Selection":
         return dataclasses.replace(self, **changes)
 
     def to_parameters(self) -> dict[str, Any]:
-        """The notebook parameters that reproduce this selection."""
-        return dataclasses.asdict(self)
+        """The notebook parameters that reproduce this selection (00_explore's names, load settings flat)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "load"}
+        return {"video": values.pop("video"), "model": values.pop("model"), **self.load.to_params(), **values}
 
     @classmethod
     def from_namespace(cls, namespace: dict[str, Any]) -> "Selection":
@@ -88,8 +84,8 @@ class Selection:
         >>> Selection.from_namespace({"frames": 4, "run_dir": ""}).frames
         4
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in namespace.items() if k in names})
+        names = {f.name for f in dataclasses.fields(cls)} - {"load"}
+        return cls(**{k: v for k, v in namespace.items() if k in names}, load=LoadSettings.from_params(namespace))
 
     def key(self, action: str) -> tuple[Any, ...]:
         """The values `action`'s result depends on.
@@ -98,9 +94,3 @@ class Selection:
         True
         """
         return tuple(getattr(self, name) for name in ACTION_FIELDS[action])
-
-    def load_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of workbench.models.LoadSettings."""
-        return {"source": self.source, "dtype": self.dtype, "quantization": self.quantization,
-                "quantize_vision": self.quantize_vision, "attn_implementation": self.attn_implementation,
-                "device": self.device, "max_pixels": self.max_pixels or None, "allow_pickle": self.allow_pickle}

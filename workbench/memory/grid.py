@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from workbench.memory.probe import ProbeConfig, run_probe
+from workbench.memory.probe import run_probe
+from workbench.settings import LoadSettings, ProbeConfig, carries_load_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,19 +32,22 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(match.group(2)), int(match.group(1))
 
 
+@carries_load_settings
 @dataclass(frozen=True)
 class Grid:
-    """The parameter grid of notebook 02; `configurations()` expands it (max_pixels 0 = no cap)."""
+    """The parameter grid of notebook 02: one model, its base load settings (`load`; the load fields may be
+    given flat, e.g. `Grid(model=..., source="random", dtype="float16")`), and the axes compared;
+    `configurations()` expands it (max_pixels 0 = no cap). Axes named like a load field (`max_pixels`,
+    `quantize_vision`) are the grid's tuples, not the base settings'."""
 
     model: str
-    source: str = "random"
+    load: LoadSettings = field(default_factory=lambda: LoadSettings(source="random"))
     frames: tuple[int, ...] = (8,)
     frame_sizes: tuple[str, ...] = ("1920x1080",)
     max_pixels: tuple[int, ...] = (0,)
     quantizations: tuple[str, ...] = ("none",)
     quantize_vision: tuple[bool, ...] = (False,)  # False: vision tower kept 16-bit; True: bitsandbytes' default
     attn_implementations: tuple[str, ...] = ("sdpa",)
-    dtype: str = "bfloat16"
     max_new_tokens: int = 16
     config_overrides: tuple[tuple[str, Any], ...] = ()
     seed: int = 0
@@ -58,11 +62,11 @@ class Grid:
                     policies = sorted(set(self.quantize_vision)) if quantization != "none" else [False]
                     for quantize_vision in policies:
                         for attn in self.attn_implementations:
+                            load = self.load.replace(quantization=quantization, quantize_vision=quantize_vision,
+                                                     attn_implementation=attn, max_pixels=cap or None)
                             for n_frames in self.frames:
                                 configs.append(ProbeConfig(
-                                    model=self.model, source=self.source, quantization=quantization,
-                                    quantize_vision=quantize_vision, attn_implementation=attn, dtype=self.dtype,
-                                    frames=n_frames, height=height, width=width, max_pixels=cap or None,
+                                    model=self.model, load=load, frames=n_frames, height=height, width=width,
                                     max_new_tokens=self.max_new_tokens,
                                     config_overrides=dict(self.config_overrides), seed=self.seed))
         return configs

@@ -34,12 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from workbench.models.base import Attention, Device, Dtype, Quantization, check_literal_fields
 from workbench.models.configs import merge_config  # noqa: F401  (a pure helper; imported from here too)
+from workbench.settings import ProbeConfig  # noqa: F401  (declared with LoadSettings in the light module)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,80 +54,6 @@ MIDSIZE_QWEN2_VL_OVERRIDES: dict[str, Any] = {
     "num_hidden_layers": 2, "intermediate_size": 4480, "vocab_size": 8192,
     "vision_config": {"depth": 2, "embed_dim": 640},
 }
-
-
-@dataclass(frozen=True)
-class ProbeConfig:
-    """One configuration to measure. `source`: tiny, random, a hub id or a local path.
-
-    `config_overrides` (random source only) are merged into the model's embedded config, e.g. a mid-size
-    Qwen2-VL: {"num_hidden_layers": 4, "vision_config": {"depth": 4}}. `max_pixels` is a per-frame pixel cap
-    for families that keep the frame's aspect (Qwen); fixed-size families ignore it (noted in the result).
-    `budget_bytes` is an artificial memory limit: on CPU the tracker raises at it, on CUDA the process's
-    memory fraction is capped at it. `model_options` are a family's runtime options (any source), set on the
-    loaded model as the notebooks do (AuroraCap's {"token_kept_ratio": 0.4}); `allow_pickle` lets a local
-    folder of .pth/.bin weights load (MiniGPT4-Video).
-    """
-
-    model: str
-    source: str = "tiny"
-    quantization: Quantization = "none"
-    double_quant: bool = False
-    quantize_vision: bool = False  # bitsandbytes' default: the vision tower and projector quantized too
-    attn_implementation: Attention = "sdpa"
-    dtype: Dtype = "bfloat16"
-    device: Device = "auto"
-    frames: int = 8
-    height: int = 1080
-    width: int = 1920
-    max_pixels: int | None = None
-    max_new_tokens: int = 16
-    budget_bytes: int | None = None
-    config_overrides: dict[str, Any] = field(default_factory=dict)
-    model_options: dict[str, Any] = field(default_factory=dict)
-    allow_pickle: bool = False
-    prompt: str | None = None
-    seed: int = 0
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        check_literal_fields(self)
-        for name in ("frames", "height", "width", "max_new_tokens"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ProbeConfig.{name} must be positive, got {getattr(self, name)}")
-        for name in ("max_pixels", "budget_bytes", "threads"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError(f"ProbeConfig.{name} must be a positive int or None, got {value!r}")
-        for name in ("config_overrides", "model_options"):
-            if not isinstance(getattr(self, name), dict):
-                raise TypeError(f"ProbeConfig.{name} must be a dict")
-        if self.config_overrides and self.source != "random":
-            raise ValueError("config_overrides change the architecture, so they need source='random'")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def geometry_overrides(self) -> dict[str, Any]:
-        """What sets the visual-token geometry: the architecture overrides and the runtime options (which, like
-        AuroraCap's token_kept_ratio, live in the model's config).
-
-        >>> ProbeConfig(model="m", source="random", config_overrides={"a": 1},
-        ...             model_options={"token_kept_ratio": 0.4}).geometry_overrides()
-        {'a': 1, 'token_kept_ratio': 0.4}
-        """
-        return {**self.config_overrides, **self.model_options}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ProbeConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown ProbeConfig fields {unknown}; valid: {sorted(names)}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> "ProbeConfig":
-        return dataclasses.replace(self, **changes)
 
 
 def resolve_model(config: ProbeConfig) -> tuple[Any, Any]:
@@ -157,15 +82,12 @@ def measure(config: ProbeConfig) -> dict[str, Any]:
     import torch
 
     from workbench.memory.tracker import MemoryBudgetExceeded
-    from workbench.models.base import LoadSettings, free_memory
+    from workbench.models.base import free_memory
 
     wall_start = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
-    settings = LoadSettings(source=config.source, dtype=config.dtype, quantization=config.quantization,
-                            double_quant=config.double_quant, attn_implementation=config.attn_implementation,
-                            device=config.device, allow_pickle=config.allow_pickle,
-                            quantize_vision=config.quantize_vision)
+    settings = config.load
     result: dict[str, Any] = empty_result(config)
     recording: _Recording | None = None
     try:

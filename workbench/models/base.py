@@ -12,7 +12,6 @@ import contextvars
 import dataclasses
 import gc
 import time
-import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,23 +20,26 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 from workbench.models.geometry import VisualGeometry
 from workbench.models.traits import MemoryTraits
 
+# Declared once in the light settings module; imported here so family files keep importing them from base.
+from workbench.settings import (  # noqa: F401
+    Attention,
+    Device,
+    Dtype,
+    FramePolicy,
+    LoadSettings,
+    Quantization,
+    WorkbenchModelError,
+    check_literal_fields,
+)
+
 if TYPE_CHECKING:  # heavy imports stay out of `import workbench`
     import numpy as np
     import torch
 
-Dtype = Literal["bfloat16", "float16", "float32"]
-Quantization = Literal["none", "8bit", "4bit-nf4", "4bit-fp4"]
-Attention = Literal["eager", "sdpa", "flash_attention_2"]
-Device = Literal["auto", "cpu", "cuda"]
 FrameMode = Literal["video", "images", "fixed"]
-FramePolicy = Literal["resample", "refuse"]
 Status = Literal["ok", "empty", "error"]
 
 SPECIAL_SOURCES = ("tiny", "random")
-
-
-class WorkbenchModelError(RuntimeError):
-    """A model could not be used as asked; the message says what to do instead."""
 
 
 class UnknownModelError(WorkbenchModelError, KeyError):
@@ -55,69 +57,6 @@ class UnsafeLoadError(WorkbenchModelError):
 
 class FrameCountError(WorkbenchModelError, ValueError):
     pass
-
-
-def check_literal_fields(obj: Any) -> None:
-    """Validate a dataclass instance's fields against their annotations (Literal, bool, int, float, str)."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        hint = hints[f.name]
-        origin = typing.get_origin(hint)
-        if origin is Literal:
-            if value not in typing.get_args(hint):
-                raise ValueError(
-                    f"{type(obj).__name__}.{f.name}={value!r} is not one of {list(typing.get_args(hint))}"
-                )
-        elif hint is bool and not isinstance(value, bool):
-            raise TypeError(f"{type(obj).__name__}.{f.name} must be bool, got {value!r}")
-        elif hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise TypeError(f"{type(obj).__name__}.{f.name} must be int, got {value!r}")
-        elif hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise TypeError(f"{type(obj).__name__}.{f.name} must be float, got {value!r}")
-        elif hint is str and not isinstance(value, str):
-            raise TypeError(f"{type(obj).__name__}.{f.name} must be str, got {value!r}")
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    """How to load a model. `source`: 'tiny', 'random', a hub id or a local path."""
-
-    source: str = "tiny"
-    dtype: Dtype = "bfloat16"
-    quantization: Quantization = "none"
-    double_quant: bool = False
-    # bitsandbytes' own default (True): quantize the vision tower and projector too, keeping only lm_head in
-    # 16-bit, as transformers does when no skip list is given. False keeps them 16-bit (the family's list).
-    quantize_vision: bool = False
-    attn_implementation: Attention = "sdpa"
-    device: Device = "auto"
-    trust_remote_code: bool = False
-    allow_pickle: bool = False
-    frame_policy: FramePolicy = "resample"
-    # Per-frame pixel budget for families whose processor resizes to a budget (Qwen-VL); None = its default.
-    max_pixels: int | None = None
-    min_pixels: int | None = None
-
-    def __post_init__(self) -> None:
-        check_literal_fields(self)
-        for name in ("max_pixels", "min_pixels"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError(f"LoadSettings.{name} must be a positive int or None, got {value!r}")
-        if not self.source:
-            raise ValueError("LoadSettings.source is empty: use 'tiny', 'random', a hub id or a local path")
-        if self.double_quant and not self.quantization.startswith("4bit"):
-            raise ValueError("double_quant applies to 4-bit quantization only")
-
-    def resolved_device(self) -> str:
-        import torch
-
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise WorkbenchModelError("device='cuda' was asked for but torch sees no CUDA device")
-        return self.device
 
 
 @dataclass(frozen=True)
