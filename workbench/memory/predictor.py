@@ -332,6 +332,7 @@ class Prediction:
     quantize_vision: bool = False  # bitsandbytes' default policy (vision tower quantized too)
     transformers_era: str = "5.x"
     masked_sdpa: str = "efficient"
+    batch_windows: int = 1  # clips captioned per generate() call
 
     @property
     def phase_peaks(self) -> dict[str, int]:
@@ -392,10 +393,10 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
             double_quant: bool = False, device: PredictDevice = "cuda", vision_attention_scope: Scope | None = None,
             config_overrides: dict[str, Any] | None = None, model_options: dict[str, Any] | None = None,
             cpu_kernels: CpuKernels | None = None, quantize_vision: bool = False, transformers_era: Era = "5.x",
-            masked_sdpa: MaskedSdpa = "efficient") -> Prediction:
+            masked_sdpa: MaskedSdpa = "efficient", batch_windows: int = 1) -> Prediction:
     """Predicted peak memory per phase and component for one configuration (no weights, no GPU).
 
-    `text_tokens` counts the prompt's non-visual tokens (over all rows for families that batch frames);
+    `text_tokens` counts one clip's non-visual prompt tokens (over all rows for families that batch frames);
     `device` picks the bitsandbytes kernels' transients (CPU and CUDA differ); `vision_attention_scope`
     "clip" predicts transformers 4.x's Qwen vision attention over all frames at once. `config_overrides`
     change the architecture (source random); `model_options` are runtime options that set the geometry
@@ -405,7 +406,12 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
     `transformers_era` predicts an older release line's behaviours (ERA_BEHAVIOURS; its vision scope unless
     `vision_attention_scope` is given); `masked_sdpa` is the CUDA kernel sdpa takes when called with a dense
     mask (the clip scope): "efficient" (no score matrix) or "math" (scores materialized, eager-sized).
+    `batch_windows` clips of `frames` frames each are captioned in one generate() call (workbench.batching):
+    the vision tower runs over all their segments at once, the LLM over one padded row per clip (prompts of
+    equal length assumed), so activations, KV cache and logits scale with it and the weights do not.
     """
+    if isinstance(batch_windows, bool) or not isinstance(batch_windows, int) or batch_windows < 1:
+        raise ValueError(f"batch_windows must be an int >= 1 (clips per generate call), got {batch_windows!r}")
     if transformers_era not in ERA_BEHAVIOURS:
         raise ValueError(f"transformers_era must be one of {list(ERA_BEHAVIOURS)}, got {transformers_era!r}")
     if masked_sdpa not in ("efficient", "math"):
@@ -419,11 +425,12 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
     arch = architecture(spec.model_id, source, config_overrides, quantize_vision)
     geometry = visual_geometry(spec.model_id, frames, height, width, max_pixels, source,
                                {**(config_overrides or {}), **(model_options or {})})
-    text = DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)
+    text = (DEFAULT_TEXT_TOKENS if text_tokens is None else int(text_tokens)) * batch_windows
     dt = DTYPE_BYTES[dtype]
     weights = weight_bytes(arch.weights, quantization, dtype, double_quant)
     traits = memory_traits(adapter)
-    batch = traits.llm_batch(geometry)
+    batch = traits.llm_batch(geometry, batch_windows)
+    geometry = geometry.windows(batch_windows)
     visual = geometry.prompt_tokens  # placeholders and the markers / timestamps the clip brings
     seq = text + visual  # all rows together
     notes: list[str] = []
@@ -468,7 +475,7 @@ def predict(model: str, *, source: str = "random", quantization: str = "none", a
     return Prediction(spec.model_id, arch.family, device, quantization, attn_implementation, dtype, frames, height,
                       width, max_pixels, max_new_tokens, vision_attention_scope, tokens, phases, notes,
                       kernels.as_dict() if kernels is not None else None, quantize_vision, transformers_era,
-                      masked_sdpa)
+                      masked_sdpa, batch_windows)
 
 
 def predict_config(config: "ProbeConfig", device: PredictDevice = "cuda", text_tokens: int | None = None,

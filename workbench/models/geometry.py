@@ -6,7 +6,7 @@ explorer read these fields and nothing else, so none of them needs to know a fam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -47,6 +47,23 @@ class VisualGeometry:
     @property
     def llm_tokens_per_frame(self) -> float:
         return self.llm_tokens_per_segment / self.frames_per_segment
+
+    def windows(self, n: int) -> "VisualGeometry":
+        """`n` such clips captioned in one call (workbench.batching): the vision encoder runs over all of their
+        segments at once and every count of the clip adds up; a segment's own shape does not change.
+
+        >>> g = patch_sequence_geometry(2, 252, 308, patch=14, merge=2, temporal=2, pixel_budget=None)
+        >>> g4 = g.windows(4)
+        >>> (g4.n_segments, g4.segment_len == g.segment_len, g4.llm_tokens == 4 * g.llm_tokens)
+        (4, True, True)
+        """
+        if n < 1:
+            raise ValueError(f"windows per call must be >= 1, got {n}")
+        if n == 1:
+            return self
+        return replace(self, frames_used=n * self.frames_used, llm_tokens=n * self.llm_tokens,
+                       encoder_tokens=n * self.encoder_tokens, n_segments=n * self.n_segments,
+                       pixel_values=n * self.pixel_values, extra_prompt_tokens=n * self.extra_prompt_tokens)
 
 
 def per_frame_geometry(frames_used: int, llm_tokens_per_frame: int, encoder_tokens_per_frame: int, side_h: int,

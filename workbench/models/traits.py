@@ -70,9 +70,9 @@ class MemoryTraits:
     def batched_frames(self) -> bool:
         return self.vision_kind == "per_frame"
 
-    def llm_batch(self, geometry: VisualGeometry) -> int:
-        """Prompts that go through the LLM together for one clip. (A batch of several clips per generate() call
-        would multiply this: the place for such a term.)"""
-        return geometry.frames_used if self.prompt_per_frame else 1
+    def llm_batch(self, geometry: VisualGeometry, windows: int = 1) -> int:
+        """Prompts that go through the LLM together: per clip (one, or one per frame for families that send
+        each frame as its own prompt), times the clips (`windows`) captioned in one generate() call."""
+        return (geometry.frames_used if self.prompt_per_frame else 1) * windows
 
 
