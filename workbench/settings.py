@@ -243,10 +243,11 @@ class ProbeConfig:
     prompt: str | None = None
     seed: int = 0
     threads: int | None = None
+    batch_windows: int = 1  # clips of `frames` frames captioned in one generate() call (workbench.batching)
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
-        for name in ("frames", "height", "width", "max_new_tokens"):
+        for name in ("frames", "height", "width", "max_new_tokens", "batch_windows"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ProbeConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("budget_bytes", "threads"):

@@ -48,3 +48,32 @@ def test_predicted_against_the_h100_measurements_at_every_batch():
         measured = int(float(row["peak_allocated_bytes"]))
         error = (prediction.peak_bytes - measured) / measured
         assert abs(error) < 0.02, (row["model"], row["B"], f"{error:+.2%}")
+
+
+def test_the_probe_measures_a_batched_call_and_predicts_it():
+    """A measured probe of B windows per call (tiny twin, CPU): more memory than one window, predicted with
+    the batch term, and the frontier over batch_windows by prediction is monotone."""
+    from workbench.memory import ProbeConfig, run_probe
+    from workbench.memory.frontier import predicted_frontier
+
+    base = dict(model="qwen2-vl-2b", source="tiny", device="cpu", dtype="float32", frames=2, height=96,
+                width=128, max_new_tokens=4, threads=1)
+    one = run_probe(ProbeConfig(**base))
+    four = run_probe(ProbeConfig(batch_windows=4, **base))
+    assert one["status"] == four["status"] == "ok", (one.get("error"), four.get("error"))
+    assert four["tokens"]["input_tokens"] == 4 * one["tokens"]["input_tokens"]
+    assert four["tokens"]["encoder_seq_len"] == 4 * one["tokens"]["encoder_seq_len"]
+    assert four["peak_bytes"] > one["peak_bytes"]
+    assert four["prediction"]["batch_windows"] == 4
+    assert abs(four["error_pct"]) < 10, four["error_pct"]
+    budget = (one["predicted_peak_bytes"] + four["predicted_peak_bytes"]) // 2
+    frontier = predicted_frontier(ProbeConfig(**base), budget, axis="batch_windows", device="cpu")
+    assert frontier.best is not None and 1 <= frontier.best < 4
+
+
+def test_a_family_that_cannot_batch_is_a_failed_probe_naming_why():
+    from workbench.memory import ProbeConfig, run_probe
+
+    result = run_probe(ProbeConfig(model="blip2-opt-2.7b", source="tiny", device="cpu", dtype="float32", frames=2,
+                                   height=96, width=128, max_new_tokens=2, batch_windows=2, threads=1))
+    assert result["status"] == "failed" and "batch_windows=2 cannot be measured" in result["error"]

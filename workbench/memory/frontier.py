@@ -1,4 +1,5 @@
-"""The most a budget allows: largest frame count, or largest pixels per frame, that fits.
+"""The most a budget allows: largest frame count, largest pixels per frame, or most windows per generate call
+(`batch_windows`, at fixed frames and frame size) that fits.
 
 Search over a sorted list of candidate values whose cost grows with the value: probe index 0, 1, 3, 7, ...
 (geometric growth) until one does not fit, then bisect between the last fit and the first failure, so a
@@ -192,15 +193,23 @@ def measured_frontier(config: "ProbeConfig", budget_bytes: int, axis: str = "fra
     return search(values, probe, budget_bytes, axis, predicted, margin)
 
 
+AXES = ("frames", "max_pixels", "batch_windows")
+MAX_BATCH_WINDOWS = 64
+
+
 def _with(config: "ProbeConfig", axis: str, value: int) -> "ProbeConfig":
     if axis == "frames":
         return config.replace(frames=int(value))
     if axis == "max_pixels":
         return config.replace(max_pixels=int(value))
-    raise ValueError(f"axis must be 'frames' or 'max_pixels', got {axis!r}")
+    if axis == "batch_windows":  # the most windows per generate call at fixed frames and frame size
+        return config.replace(batch_windows=int(value))
+    raise ValueError(f"axis must be one of {', '.join(AXES)}, got {axis!r}")
 
 
 def _default_values(config: "ProbeConfig", axis: str) -> list[int]:
     if axis == "frames":
         return frame_values(config.model)
+    if axis == "batch_windows":
+        return list(range(1, MAX_BATCH_WINDOWS + 1))
     return pixel_values(config.model, config.height, config.width)

@@ -489,7 +489,7 @@ def predict_config(config: "ProbeConfig", device: PredictDevice = "cuda", text_t
                    max_new_tokens=config.max_new_tokens, text_tokens=text_tokens,
                    double_quant=config.double_quant, device=device, quantize_vision=config.quantize_vision,
                    config_overrides=config.config_overrides or None, model_options=config.model_options or None,
-                   **options)
+                   batch_windows=config.batch_windows, **options)
 
 
 @dataclass(frozen=True)

@@ -182,15 +182,30 @@ def _inputs(adapter: Any, spec: Any, loaded: Any, config: ProbeConfig, recording
 
     from workbench.models.base import resample_frames
 
-    frames, timestamps = synthetic_clip(config.frames, config.height, config.width, config.seed)
-    if spec.fixed_frames is not None:
-        frames, timestamps, notes = resample_frames(frames, timestamps, spec.fixed_frames, "resample",
-                                                    spec.model_id)
-        result["notes"] += notes
+    if config.batch_windows > 1:
+        from workbench.batching import batch_support
+
+        reason = batch_support(loaded)
+        if reason is not None:
+            raise ValueError(f"batch_windows={config.batch_windows} cannot be measured: {reason}")
+    clips = []
+    for i in range(config.batch_windows):  # one clip, or one per window of a batched call (different pixels)
+        frames, timestamps = synthetic_clip(config.frames, config.height, config.width, config.seed + i)
+        if spec.fixed_frames is not None:
+            frames, timestamps, notes = resample_frames(frames, timestamps, spec.fixed_frames, "resample",
+                                                        spec.model_id)
+            result["notes"] += [n for n in notes if n not in result["notes"]]
+        clips.append((frames, timestamps))
     start = time.perf_counter()
     recording.track(False)
-    inputs = adapter.build_inputs(loaded, frames, timestamps, config.prompt or spec.prompt,
-                                  **pixel_kwargs(adapter, config, result))
+    kwargs = pixel_kwargs(adapter, config, result)
+    built = [adapter.build_inputs(loaded, f, t, config.prompt or spec.prompt, **kwargs) for f, t in clips]
+    if len(built) == 1:
+        inputs = built[0]
+    else:
+        from workbench.batching import collate, pad_id
+
+        inputs = collate([dict(b) for b in built], pad_id(loaded))
     result["preprocess_seconds"] = time.perf_counter() - start
     recording.recorder.start("prefill")  # the inputs on the device belong to generate()'s footprint
     recording.track(True)
@@ -212,11 +227,16 @@ def _generate(loaded: Any, inputs: dict[str, Any], config: ProbeConfig, recordin
 
     generation = GenerationSettings(max_new_tokens=config.max_new_tokens, min_new_tokens=config.max_new_tokens,
                                     seed=config.seed)
+    kwargs = generation.generate_kwargs()
+    if config.batch_windows > 1:
+        from workbench.batching import pad_id
+
+        kwargs["pad_token_id"] = pad_id(loaded)
     handles = install_phase_hooks(loaded.model, recording.recorder)
     torch.manual_seed(config.seed)
     try:
         with torch.inference_mode():
-            output = loaded.model.generate(**inputs, **generation.generate_kwargs(), return_dict_in_generate=True)
+            output = loaded.model.generate(**inputs, **kwargs, return_dict_in_generate=True)
         recording.recorder.stop()
     finally:
         for handle in handles:
@@ -296,7 +316,8 @@ def token_counts(loaded: Any, inputs: dict[str, Any], frames_used: int, adapter:
         from workbench.memory.predictor import visual_geometry
 
         encoder = visual_geometry(config.model, frames_used, config.height, config.width, config.max_pixels,
-                                  config.source, config.geometry_overrides()).encoder_tokens
+                                  config.source, config.geometry_overrides()).windows(config.batch_windows
+                                                                                      ).encoder_tokens
     return {"frames_used": frames_used, "visual_tokens": visual, "encoder_seq_len": encoder,
             "text_tokens": n_input - visual, "input_tokens": n_input, "generated_tokens": 0}
 
@@ -346,8 +367,9 @@ def attach_prediction(result: dict[str, Any], config: ProbeConfig) -> None:
     try:
         from workbench.memory.predictor import predict_config
 
-        text_tokens = (result.get("tokens") or {}).get("text_tokens")
-        prediction = predict_config(config, result.get("device") or _requested_device(config), text_tokens or None)
+        text_tokens = (result.get("tokens") or {}).get("text_tokens")  # all rows: per clip for the predictor
+        text_tokens = text_tokens // config.batch_windows if text_tokens else None
+        prediction = predict_config(config, result.get("device") or _requested_device(config), text_tokens)
     except Exception as err:  # a missing family table must not lose a measurement
         result["prediction_error"] = f"{type(err).__name__}: {err}"
         return
