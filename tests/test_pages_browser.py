@@ -63,7 +63,7 @@ def demo_pages() -> list[tuple[str, Path]]:
                 latest = manifest.parent / "notebook.html"
         if latest is not None:
             pages.append((f"{entry['notebook']} {Path(params).stem}", latest))
-    return pages
+    return list(dict((page, (label, page)) for label, page in pages).values())  # an entry listed twice once
 
 
 PAGES = demo_pages()

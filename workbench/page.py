@@ -20,8 +20,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 TABLE_CSS = """<style>
 .jp-RenderedHTMLCommon table.wb-table, table.dataframe {table-layout: auto; max-width: 100%;}
 .jp-RenderedHTMLCommon table.dataframe td, .jp-RenderedHTMLCommon table.dataframe th,
-table.dataframe td, table.dataframe th {text-align: left; white-space: normal; overflow-wrap: anywhere;
-  max-width: 32em; vertical-align: top;}
+table.dataframe td, table.dataframe th {text-align: left; white-space: normal;
+  max-width: 32em; vertical-align: top; overflow-wrap: break-word;}
 details.wb-warnings summary, details.wb-provenance summary {cursor: pointer;}
 </style>"""
 
