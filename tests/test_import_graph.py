@@ -20,12 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "workbench"
 
 # Known cycles another helper owns, allowed until they are cut (owner named); nothing else may cycle.
-ALLOWED: dict[frozenset[str], str] = {
-    # cut in refactor-settings' work on the run folder (issue 19 item 7); allowed until that lands
-    frozenset({"workbench.explore.controller", "workbench.explore.runs"}): "refactor-settings (issue 19 item 7)",
-}
+ALLOWED: dict[frozenset[str], str] = {}
 # allowances whose cut is on its way: not reported as stale while the cycle is already gone
-PENDING = {frozenset({"workbench.explore.controller", "workbench.explore.runs"})}
+PENDING: set[frozenset[str]] = set()
 # Subpackages the model zoo must not import (each imports workbench.models).
 ABOVE_MODELS = ("workbench.attention", "workbench.memory", "workbench.explore", "workbench.quality")
 

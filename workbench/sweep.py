@@ -8,7 +8,7 @@ A sweep file (YAML, in params/) names a notebook, base parameters, and a `grid` 
     base: {model: qwen2-vl-2b, source: tiny}
     base_file: params/02_memory_probe.smoke.yaml   # optional: base parameters from a params file
     grid: {quantizations: [[none], [8bit]], attn_implementations: [[eager], [sdpa]]}
-    zip: {frames: [[4], [8]], frame_sizes: [["280x280"], ["140x140"]]}
+    zip: {frame_counts: [[4], [8]], frame_sizes: [["280x280"], ["140x140"]]}
     timeout_s: 900               # per run (wall clock); the run is killed and recorded as timeout
     workers: 2                   # local executor on CPU (a GPU machine runs one at a time)
     gpus_per_run: 0              # Ray: the GPU request of each task
@@ -44,7 +44,8 @@ from typing import Any, Iterator
 from workbench import atomic, paths
 from workbench import manifest as manifest_module
 from workbench.params import ParameterError, load_yaml
-from workbench.runner import STATUSES as FINAL_STATUSES
+from workbench.run_folder import INTERRUPTED, RunFolder, mark_dead_runs
+from workbench.run_folder import STATUSES as FINAL_STATUSES
 
 SWEEP_KEYS = {"notebook", "name", "base", "base_file", "grid", "zip", "timeout_s", "workers", "gpus_per_run",
               "cpus_per_run", "description"}
@@ -221,7 +222,7 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
     sweep is being stopped (Ctrl-C / SIGTERM): the run is not started, or its folder is sealed 'interrupted'.
     """
     from workbench.memory.probe import remove_stale_temp_folders
-    from workbench.runner import INTERRUPTED, STOP, finish_run, kill_tree, stop_reason
+    from workbench.runner import STOP, kill_tree, stop_reason
 
     if STOP.is_set():
         return None
@@ -245,8 +246,8 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
     seconds = time.perf_counter() - started
     kill_tree(process.pid, include_root=False)  # anything left below a worker that ended
     remove_stale_temp_folders()  # those of a killed worker's kernel and probes
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    folder = RunFolder.open(run_dir, fallback={"notebook": run.notebook, "parameters": run.parameters, "inputs": []})
+    manifest = folder.record if folder.manifest_path.exists() else {}
     if STOP.is_set() and status is None and manifest.get("status") in (None, "running", INTERRUPTED):
         status, error = INTERRUPTED, stop_reason()
     if status is None:
@@ -257,8 +258,7 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
             error = (f"the run process ended with {'signal ' + str(-code) if code < 0 else 'exit code ' + str(code)}"
                      f" before finishing: {manifest_module.redact(output.decode(errors='replace')[-500:])}")
     if manifest.get("status") != status:  # seal the run folder with the outcome the sweep saw
-        record_base = manifest or {"notebook": run.notebook, "parameters": run.parameters, "inputs": []}
-        finish_run(run_dir, record_base, status, error, seconds)
+        folder.finish(status, error, seconds)
     if status == INTERRUPTED:
         return None
     record = {
@@ -273,7 +273,7 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
 
 def _worker(payload: str) -> int:
     """Inside the run process: execute the notebook into the given folder (the runner never raises)."""
-    from workbench.runner import INTERRUPTED, run_notebook
+    from workbench.runner import run_notebook
 
     args = json.loads(payload)
     result = run_notebook(args["notebook"], overrides=args["parameters"], run_dir=Path(args["run_dir"]))
@@ -328,7 +328,7 @@ def run_sweep(path: str | Path, *, executor: str = "local", workers: int | None 
     sealed 'interrupted' without a record, the aggregate of what finished is written, and SweepInterrupted
     is raised (the CLI exits 130 with the resume command); a second Ctrl-C exits at once.
     """
-    from workbench.runner import STOP, interruptible, mark_dead_runs
+    from workbench.runner import STOP, interruptible
 
     sweep = load_sweep(path)
     sweep.dir.mkdir(parents=True, exist_ok=True)

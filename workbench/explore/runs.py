@@ -2,8 +2,11 @@
 
 "Save as run" makes a folder like `python -m workbench run` does (outputs/00_explore/<run-id>/ with
 manifest.json, results/, figures/) plus `params.yaml`: the parameters that repeat the exploration with
-`python -m workbench run 00_explore -f <that file>`. It validates the parameters, creates the folder,
-writes the manifest and seals it with the runner's own functions.
+`python -m workbench run 00_explore -f <that file>`. It validates the parameters as the runner does, and
+creates, fills and seals the folder with `workbench.run_folder.RunFolder`, as every run does.
+
+This module takes the explorer's results as plain objects (anything with `current()`, or a list of action
+results): it does not import the controller, which imports it to save (no import cycle).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.explore.controller import ActionResult, Explorer
+from workbench.run_folder import RunFolder, mark_dead_runs
 
 if TYPE_CHECKING:
     from workbench.context import Run
+    from workbench.explore.controller import ActionResult, Explorer
 
 NOTEBOOK = "00_explore"
 
@@ -25,14 +29,14 @@ NOTEBOOK = "00_explore"
 class SavedRun:
     dir: Path
     params_file: Path
-    results: list[ActionResult]  # saved, in action order
-    left_out: list[ActionResult]  # stale: computed with other settings than the saved parameters
+    results: list["ActionResult"]  # saved, in action order
+    left_out: list["ActionResult"]  # stale: computed with other settings than the saved parameters
 
 
-def save_results(run: "Run", source: Explorer | list[ActionResult]) -> list[Path]:
+def save_results(run: "Run | RunFolder", source: "Explorer | list[ActionResult]") -> list[Path]:
     """Write each result's tables, records and figures into the run folder, plus results/actions.json
     (every action's status and message) and the video as a hashed input. Returns the files written."""
-    results = source.current() if isinstance(source, Explorer) else list(source)
+    results = source.current() if hasattr(source, "current") else list(source)
     written: list[Path] = []
     for result in results:
         for name, table in result.tables.items():
@@ -53,7 +57,7 @@ def save_results(run: "Run", source: Explorer | list[ActionResult]) -> list[Path
     return written
 
 
-def outcome(results: list[ActionResult]) -> tuple[str, str | None]:
+def outcome(results: list["ActionResult"]) -> tuple[str, str | None]:
     """A run status (ok / oom / failed) and error for a set of action results, as a headless run would end."""
     failed = [r for r in results if r.status != "ok"]
     if not failed:
@@ -62,33 +66,26 @@ def outcome(results: list[ActionResult]) -> tuple[str, str | None]:
     return ("oom" if "out of memory" in error.lower() else "failed"), error
 
 
-def save_as_run(explorer: Explorer) -> SavedRun:
+def save_as_run(explorer: "Explorer") -> SavedRun:
     """The explorer's current results as a new run folder with the parameters that repeat them."""
     import yaml
 
     from workbench import atomic, manifest, paths, runner
-    from workbench.context import Run
-    from workbench.params import notebook_parameters
 
     start = time.perf_counter()
     results = [r for r in explorer.current() if r.status in ("ok", "error")]
     left_out = explorer.stale()
     parameters: dict[str, Any] = {**explorer.selection.to_parameters(), "actions": [r.action for r in results]}
     nb_path, values = runner.resolve_parameters(NOTEBOOK, None, parameters)
-    runner.mark_dead_runs(paths.run_root(nb_path.stem), marked_by="explorer")  # no dead run passes for live
-    run_dir = runner.new_run_dir(nb_path.stem, values, suffix="explorer")
-    params_file = run_dir / "params.yaml"
+    mark_dead_runs(paths.run_root(nb_path.stem), marked_by="explorer")  # no dead run passes for live
+    folder = RunFolder.create(nb_path, values, runner="explorer", suffix="explorer", overrides=values,
+                              left_out=[{"action": r.action, "message": r.message} for r in left_out])
+    params_file = folder.dir / "params.yaml"
     header = (f"# Saved from the explorer. Repeat headless with:\n"
               f"#   python -m workbench run {nb_path.stem} -f {params_file}\n")
     atomic.write_text(params_file, manifest.redact(header + yaml.safe_dump(values, sort_keys=False)))
-    effective = {name: p.default for name, p in notebook_parameters(nb_path).items() if name != "run_dir"}
-    effective.update(values)
-    record = manifest.start_manifest(nb_path.stem, effective, run_dir.name, runner="explorer")
-    record.update(params_file=str(params_file), overrides=values,
-                  left_out=[{"action": r.action, "message": r.message} for r in left_out])
-    manifest.write_manifest(run_dir / "manifest.json", record)
-    run = Run(run_dir, nb_path.stem, values, standalone=False)
-    save_results(run, results)
+    folder.update(params_file=str(params_file))
+    save_results(folder, results)
     status, error = outcome(results)
-    runner.finish_run(run_dir, record, status, error, time.perf_counter() - start)
-    return SavedRun(run_dir, params_file, results, left_out)
+    folder.finish(status, error, time.perf_counter() - start)
+    return SavedRun(folder.dir, params_file, results, left_out)
