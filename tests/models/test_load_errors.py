@@ -22,8 +22,10 @@ def test_hub_weights_not_available_offline_say_how_to_get_them(monkeypatch, tmp_
 
 
 def test_missing_local_folder_is_not_available(tmp_path):
-    with pytest.raises(WeightsUnavailableError, match="not available"):
-        load("smolvlm2-256m", LoadSettings(source=str(tmp_path / "nowhere")))
+    missing = tmp_path / "nowhere"
+    with pytest.raises(WeightsUnavailableError, match="weights folder not found") as info:
+        load("smolvlm2-256m", LoadSettings(source=str(missing)))
+    assert str(missing) in str(info.value) and "owner/name" in str(info.value)
 
 
 def _local_checkpoint(folder, config: dict, files: list[str]):
