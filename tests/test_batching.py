@@ -81,3 +81,13 @@ def test_shape_groups_split_windows_whose_pixels_cannot_stack() -> None:
 def test_generated_length_stops_at_the_first_stop_token() -> None:
     assert generated_length(torch.tensor([4, 5, 2, 0, 0]), {2}) == 3
     assert generated_length(torch.tensor([4, 5, 6]), {2}) == 3
+
+
+def test_the_explorer_selection_carries_batch_windows_into_captioning():
+    from workbench.explore.selection import ACTION_FIELDS, Selection
+
+    assert "batch_windows" in ACTION_FIELDS["caption"]
+    assert Selection(batch_windows=4).key("caption") != Selection().key("caption")
+    assert Selection(batch_windows=4).key("load") == Selection().key("load")
+    with pytest.raises(ValueError, match="batch_windows must be positive"):
+        Selection(batch_windows=0)

@@ -337,7 +337,7 @@ class Explorer:
         self._check_cancel("Captioning cancelled before it started.")
         settings = timeline.TimelineSettings(window_s=selection.window_s, frames_per_window=selection.frames_per_window,
                                              max_seconds=selection.max_seconds, max_new_tokens=selection.max_new_tokens,
-                                             seed=selection.seed)
+                                             seed=selection.seed, batch_windows=selection.batch_windows)
 
         def window_done(done: int, total: int) -> None:
             progress(done, total, f"window {done} of {total}")

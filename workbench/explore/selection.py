@@ -21,7 +21,8 @@ ACTION_FIELDS: dict[str, tuple[str, ...]] = {
     "load": LOAD_FIELDS,
     "predict": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "transformers_era"),
     "probe": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "budget_gib", "seed"),
-    "caption": LOAD_FIELDS + ("video", "window_s", "frames_per_window", "max_seconds", "max_new_tokens", "seed"),
+    "caption": LOAD_FIELDS + ("video", "window_s", "frames_per_window", "batch_windows", "max_seconds",
+                              "max_new_tokens", "seed"),
     "attention": LOAD_FIELDS + ("video", "frames", "max_new_tokens", "min_new_tokens", "seed",
                                 "show_word", "show_layer", "show_head"),
 }
@@ -43,6 +44,7 @@ class Selection:
     min_new_tokens: int = 0  # attention: caption length floor (tiny twins stop early)
     window_s: float = 1.0  # caption: window length
     frames_per_window: int = 2  # caption: frames per window
+    batch_windows: int = 1  # caption: windows per generate call (families that cannot batch use 1)
     max_seconds: float = 0.0  # caption: first seconds only (0: the whole video)
     budget_gib: float = 0.0  # probe: memory budget to measure under (0: none)
     probe_timeout_s: int = 0  # probe: seconds before the probe process is stopped (0: no limit)
@@ -53,7 +55,7 @@ class Selection:
 
     def __post_init__(self) -> None:
         check_literal_fields(self)
-        for name in ("frames", "max_new_tokens", "frames_per_window"):
+        for name in ("frames", "max_new_tokens", "frames_per_window", "batch_windows"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("min_new_tokens", "max_seconds", "budget_gib", "probe_timeout_s"):

@@ -102,6 +102,9 @@ class ExplorerView:
         self.window_s = w.BoundedFloatText(min=0.25, max=60.0, step=0.25, description="window (s)", style=wide)
         self.frames_per_window = w.IntSlider(min=1, max=8, description="frames / window", style=wide,
                                              continuous_update=False)
+        self.batch_windows = w.IntSlider(min=1, max=32, description="windows / call", style=wide,
+                                         continuous_update=False,
+                                         tooltip="caption this many windows per generate call (same captions)")
         self.max_seconds = w.BoundedFloatText(min=0.0, max=36000.0, description="first seconds", style=wide,
                                               tooltip="caption only the first seconds (0: the whole video)")
         self.budget_gib = w.BoundedFloatText(min=0.0, max=4096.0, step=0.5, description="budget (GiB)",
@@ -151,7 +154,7 @@ class ExplorerView:
                             self.attn_implementation, self.device, self.transformers_era, self.model_options,
                             self.allow_pickle]),
                     w.VBox([self.frames, self.max_pixels, self.max_new_tokens, self.frames_per_window,
-                            self.window_s, self.max_seconds, self.budget_gib])]),
+                            self.batch_windows, self.window_s, self.max_seconds, self.budget_gib])]),
             w.HBox([*(self.buttons[a] for a in ("load", "predict", "probe", "caption", "attention")),
                     self.cancel_button, self.buttons["save"]]),
             w.HBox([self.progress, self.progress_text]),
@@ -164,7 +167,8 @@ class ExplorerView:
         return {"model": self.model, "source": self.source, "dtype": self.dtype, "quantization": self.quantization,
                 "attn_implementation": self.attn_implementation, "device": self.device, "frames": self.frames,
                 "max_pixels": self.max_pixels, "max_new_tokens": self.max_new_tokens, "window_s": self.window_s,
-                "frames_per_window": self.frames_per_window, "max_seconds": self.max_seconds,
+                "frames_per_window": self.frames_per_window, "batch_windows": self.batch_windows,
+                "max_seconds": self.max_seconds,
                 "budget_gib": self.budget_gib, "video_path": self.video_path, "probe_video": self.probe_video,
                 "allow_pickle": self.allow_pickle, "model_options": self.model_options,
                 "quantize_vision": self.quantize_vision, "transformers_era": self.transformers_era}
@@ -182,8 +186,10 @@ class ExplorerView:
         self.frames.max = max(self.frames.max, selection.frames)
         self.max_new_tokens.max = max(self.max_new_tokens.max, selection.max_new_tokens)
         self.frames_per_window.max = max(self.frames_per_window.max, selection.frames_per_window)
+        self.batch_windows.max = max(self.batch_windows.max, selection.batch_windows)
         for name in ("model", "source", "dtype", "quantization", "attn_implementation", "device", "frames",
-                     "max_pixels", "max_new_tokens", "window_s", "frames_per_window", "max_seconds", "budget_gib",
+                     "max_pixels", "max_new_tokens", "window_s", "frames_per_window", "batch_windows",
+                     "max_seconds", "budget_gib",
                      "quantize_vision", "transformers_era"):
             getattr(self, name).value = getattr(selection, name)
         self.allow_pickle.value = selection.allow_pickle
@@ -197,7 +203,8 @@ class ExplorerView:
             quantization=self.quantization.value, attn_implementation=self.attn_implementation.value,
             device=self.device.value, frames=int(self.frames.value), max_pixels=int(self.max_pixels.value),
             max_new_tokens=int(self.max_new_tokens.value), window_s=float(self.window_s.value),
-            frames_per_window=int(self.frames_per_window.value), max_seconds=float(self.max_seconds.value),
+            frames_per_window=int(self.frames_per_window.value), batch_windows=int(self.batch_windows.value),
+            max_seconds=float(self.max_seconds.value),
             budget_gib=float(self.budget_gib.value), allow_pickle=bool(self.allow_pickle.value),
             quantize_vision=bool(self.quantize_vision.value), transformers_era=self.transformers_era.value,
             model_options=_parse_options(self.model_options.value))
