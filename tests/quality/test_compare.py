@@ -107,3 +107,13 @@ def test_collect_runs_skips_failed_and_unfinished_runs(tmp_path):
 def test_ranking_nothing_says_what_to_run_first():
     with pytest.raises(ValueError, match="run notebook 04_caption_quality first"):
         compare.rank(pd.DataFrame(), 1.0)
+
+
+def test_kinds_of_weights_are_ranked_apart_unless_mixed():
+    table = _runs().iloc[:3].copy()
+    table["source"] = ["Qwen/Qwen2-VL-7B-Instruct", "tiny", "tiny"]
+    apart = compare.rank(table, 24.0)
+    assert list(zip(apart["model_id"], apart["rank"])) == [("big-7b", 1), ("mid-3b", 1), ("small-1b", 2)]
+    assert apart["weights"].iloc[0] != apart["weights"].iloc[1]
+    mixed = compare.rank(table, 24.0, mix_sources=True)
+    assert list(zip(mixed["model_id"], mixed["rank"])) == [("big-7b", 1), ("mid-3b", 2), ("small-1b", 3)]
