@@ -462,9 +462,14 @@ def _run_ray(sweep: Sweep, todo: list[RunSpec], address: str | None, finished: A
         task = ray.remote(num_gpus=sweep.gpus_per_run, num_cpus=sweep.cpus_per_run, max_retries=0)(execute)
         pending = [task.remote(run, str(sweep.dir), sweep.timeout_s) for run in todo]
         while pending and not STOP.is_set():
-            ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-            if ready:
-                finished(ray.get(ready[0]))
+            try:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                if ready:
+                    finished(ray.get(ready[0]))
+            except Exception:
+                if not STOP.is_set():
+                    raise
+                break  # the stop ended the local node with the rest of the process tree: seal what is left
         for ref in pending if STOP.is_set() else []:  # stopped: cancel what is queued or running
             try:
                 ray.cancel(ref, force=True)
@@ -477,6 +482,11 @@ def _run_ray(sweep: Sweep, todo: list[RunSpec], address: str | None, finished: A
             except Exception:
                 if not STOP.is_set():
                     raise
+        if STOP.is_set():  # the killed Ray workers could not seal their runs nor remove their temp folders
+            from workbench.memory.probe import remove_stale_temp_folders
+
+            remove_stale_temp_folders()
+            mark_dead_runs(sweep.dir / "runs", marked_by=f"sweep {sweep.name} (pid {os.getpid()}), stopped")
 
 
 # ---- aggregate and index --------------------------------------------------------------------------------
