@@ -68,6 +68,11 @@ def eos_ids(loaded: "LoadedModel") -> set[int]:
     return {int(v) for v in (value if isinstance(value, (list, tuple)) else [value])}
 
 
+def _text_aligned(key: str, value: "torch.Tensor", length: int) -> bool:
+    """Whether an input runs along one window's text (padded on the left rather than stacked)."""
+    return key in TEXT_KEYS_PAD or (value.dim() == 2 and value.shape[0] == 1 and value.shape[-1] == length)
+
+
 def collate(items: list[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:
     """Stack the inputs of single windows into one batch.
 
@@ -95,9 +100,7 @@ def collate(items: list[dict[str, Any]], pad_token_id: int) -> dict[str, Any]:
                 raise ValueError(f"input {key!r} differs between windows and is not a tensor: cannot batch")
             out[key] = first
             continue
-        text_aligned = first.dim() == 2 and first.shape[0] == 1 and all(
-            v.shape[-1] == n for v, n in zip(values, lengths))
-        if key in TEXT_KEYS_PAD or text_aligned:
+        if all(_text_aligned(key, v, n) for v, n in zip(values, lengths)):
             fill = pad_token_id if key == "input_ids" else TEXT_KEYS_PAD.get(key, 0)
             padded = []
             for v, n in zip(values, lengths):
@@ -116,9 +119,9 @@ def shape_groups(items: list[dict[str, Any]]) -> list[list[int]]:
 
     groups: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
+        length = int(item["input_ids"].shape[-1])
         key = tuple((k, tuple(v.shape[1:])) for k, v in item.items()
-                    if isinstance(v, torch.Tensor) and k not in TEXT_KEYS_PAD
-                    and not (v.dim() == 2 and v.shape[0] == 1 and v.shape[-1] == item["input_ids"].shape[-1]))
+                    if isinstance(v, torch.Tensor) and not _text_aligned(k, v, length))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 

@@ -542,39 +542,6 @@ def _write_table(frame: Any, stem: Path) -> None:
         frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(tmp, index=False)
 
 
-def index_html(sweep: Sweep, records: list[dict[str, Any]]) -> str:
-    """One page: the sweep's runs with their varying parameters, status and a link to each notebook."""
-    from html import escape
-
-    header = "".join(f"<th>{escape(name)}</th>" for name in sweep.varying)
-    rows = []
-    for record in records:
-        cells = "".join(f"<td>{escape(json.dumps(record['point'].get(n)))}</td>" for n in sweep.varying)
-        html = Path(record["run_dir"]) / "notebook.html"
-        link = (f'<a href="{escape(html.as_posix())}">notebook</a>'
-                if (sweep.dir / html).exists() else "(no notebook)")
-        error = escape((record.get("error") or "").splitlines()[0][:200]) if record.get("error") else ""
-        rows.append(f"<tr><td>{escape(record['status'])}</td>{cells}<td>{record['seconds']:.1f}</td>"
-                    f"<td>{link}</td><td>{error}</td></tr>")
-    counts = {s: sum(r["status"] == s for r in records) for s in FINAL_STATUSES}
-    missing = len(sweep.runs) - len(records)
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f", {missing} not run" if missing else "")
-    tables = sorted(p.name for p in (sweep.dir / "results").glob("*.csv")) if (sweep.dir / "results").exists() else []
-    table_links = " ".join(f'<a href="results/{escape(t)}">{escape(t)}</a>' for t in tables)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>sweep {escape(sweep.name)}</title>
-<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 6px}}</style>
-</head><body>
-<h1>Sweep {escape(sweep.name)}</h1>
-<p>notebook <code>{escape(sweep.notebook)}</code>, file <code>{escape(str(sweep.path))}</code>, code version
-<code>{escape(sweep.code_version)}</code>: {len(sweep.runs)} runs ({escape(summary)}).</p>
-<p>Tables: <a href="runs.csv">runs.csv</a> {table_links}</p>
-<table><tr><th>status</th>{header}<th>seconds</th><th>executed notebook</th><th>error</th></tr>
-{''.join(rows)}
-</table></body></html>
-"""
-
-
 if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "_worker":
         sys.exit(_worker(sys.stdin.read()))

@@ -78,8 +78,9 @@ def index_html(sweep: Any, records: list[dict[str, Any]]) -> str:
         error = escape((record.get("error") or "").splitlines()[0][:200]) if record.get("error") else ""
         rows.append(f"<tr><td>{escape(record['status'])}</td>{cells}<td>{format_cell(record['seconds'])}</td>"
                     f"<td>{link}</td><td>{error}</td></tr>")
-    statuses = ("ok", "failed", "oom", "timeout", "killed", "interrupted")
-    counts = {s: sum(r["status"] == s for r in records) for s in statuses}
+    from workbench.run_folder import INTERRUPTED, STATUSES
+
+    counts = {s: sum(r["status"] == s for r in records) for s in (*STATUSES, INTERRUPTED)}
     missing = len(sweep.runs) - len(records)
     summary = ", ".join([*(f"{n} {s}" for s, n in counts.items() if n), *([f"{missing} not run"] if missing else [])])
     tables = sorted(p.name for p in (sweep.dir / "results").glob("*.csv")) if (sweep.dir / "results").exists() else []
