@@ -57,6 +57,24 @@ def test_atomic_dir_only_appears_complete(tmp_path):
     assert (target / "config.json").read_text() == "{}"
 
 
+def test_atomic_dir_replace_swaps_whole_folders(tmp_path):
+    target = tmp_path / "twin"
+    target.mkdir()
+    (target / "old.safetensors").write_text("old")
+    with atomic.atomic_dir(target) as tmp:  # the default: a finished folder wins
+        (tmp / "new.safetensors").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["old.safetensors"]
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_dir(target, replace=True) as tmp:
+            (tmp / "new.safetensors").write_text("new")
+            raise RuntimeError("training failed")
+    assert [p.name for p in target.iterdir()] == ["old.safetensors"]
+    with atomic.atomic_dir(target, replace=True) as tmp:
+        (tmp / "new.safetensors").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["twin"]  # no hidden .tmp or .old folder left
+
+
 def test_finished_files_get_ordinary_permissions(tmp_path):
     import os
     import stat

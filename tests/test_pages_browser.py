@@ -92,7 +92,7 @@ def page_problems(page, label: str) -> list[str]:
             where = text if folder in text else html
             at = where.index(folder)
             problems.append(f"{label}: absolute path {folder!r} in the page: {where[max(0, at - 80):at + 120]!r}")
-    if "sweep" not in label and "provenance" not in text:
+    if "provenance" not in text.lower():
         problems.append(f"{label}: no provenance header")
     return problems
 
@@ -117,6 +117,42 @@ def test_demo_pages_read_cleanly(tmp_path):
                     page.screenshot(path=str(shots / name.replace(".png", ".jpg")), type="jpeg", quality=70,
                                     clip={"x": 0, "y": 0, "width": 1280, "height": height}, full_page=True)
                 problems += page_problems(page, label)
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_a_sweep_page_and_its_runs_read_cleanly(tmp_path):
+    """A sweep made here (the demo runs none): its index and each linked executed notebook, in the browser."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+    import yaml
+
+    from workbench.sweep import run_sweep
+
+    spec = {"notebook": "tests/data/trivial.ipynb", "name": "browser_check", "workers": 2,
+            "zip": {"action": ["ok", "fail"], "value": [3, 4]}}
+    (tmp_path / "browser_check.yaml").write_text(yaml.safe_dump(spec))
+    sweep_dir = run_sweep(tmp_path / "browser_check.yaml", progress=False)
+    index = sweep_dir / "index.html"
+    links = re.findall(r'href="([^"]+/notebook\.html)"', index.read_text())
+    statuses = {r["run_dir"]: r["status"] for r in map(json.loads, map(Path.read_text, (sweep_dir / "records").glob("*.json")))}
+    assert sorted(statuses[str(Path(link).parent)] for link in links) == ["failed", "ok"]
+    problems: list[str] = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(index.resolve().as_uri(), wait_until="load", timeout=120_000)
+            page.screenshot(path=str(tmp_path / "sweep_index.png"), full_page=True)
+            problems += page_problems(page, "sweep browser_check")
+            assert "1 ok, 1 failed" in page.inner_text("body")
+            for link in links:
+                page.goto((sweep_dir / link).resolve().as_uri(), wait_until="load", timeout=120_000)
+                found = page_problems(page, f"sweep run {link}")
+                if statuses[str(Path(link).parent)] == "failed":  # its traceback is what a reader needs to see
+                    found = [p for p in found if "warning or traceback" not in p and "stderr" not in p]
+                problems += found
         finally:
             browser.close()
     assert not problems, "\n".join(problems)

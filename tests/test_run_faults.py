@@ -142,6 +142,47 @@ def test_kill_9_of_a_run_takes_its_children_and_the_next_run_marks_it_killed(tmp
     assert sorted(json.loads((d / "manifest.json").read_text())["status"] for d in root.iterdir()) == ["killed", "ok"]
 
 
+_SEAL_THEN_HANG = """
+import sys, time
+from pathlib import Path
+from workbench import run_folder
+folder = run_folder.RunFolder.create(sys.argv[1], {}, runner="test", dir=Path(sys.argv[2]))
+Path(sys.argv[3]).replace(folder.dir / run_folder.PARTIAL_NAME)
+def export_hangs(text):
+    print("exporting", flush=True)
+    time.sleep(300)
+run_folder.export_html = export_hangs
+folder.finish("ok")
+"""
+
+
+def test_kill_9_while_sealing_then_the_next_look_finishes_the_seal(tmp_path):
+    """kill -9 between writing notebook.ipynb and notebook.html: the folder says running, and whoever marks it
+    killed (the next run, a sweep, 05, the explorer) exports the page from the notebook that was written."""
+    import nbformat
+
+    run_dir = tmp_path / "outputs" / "trivial" / "sealing"
+    partial = tmp_path / "partial.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1", execution_count=1, outputs=[
+        nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)])])
+    partial.write_text(nbformat.writes(notebook))
+    proc = subprocess.Popen([sys.executable, "-c", _SEAL_THEN_HANG, str(TRIVIAL), str(run_dir), str(partial)],
+                            env=_env(tmp_path / "outputs"), stdout=subprocess.PIPE, text=True)
+    _STARTED.append(proc)
+    assert proc.stdout.readline().strip() == "exporting"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+    assert (run_dir / "notebook.ipynb").exists() and not (run_dir / "notebook.html").exists()
+    assert not (run_dir / runner.PARTIAL_NAME).exists()
+
+    assert runner.mark_dead_runs(run_dir.parent, marked_by="test") == [run_dir]
+    record = json.loads((run_dir / "manifest.json").read_text())
+    assert record["status"] == "killed" and record["ended_at"]
+    html = (run_dir / "notebook.html").read_text()
+    assert "<pre>2</pre>" in html and "provenance" in html.lower()  # the cell's output, below the header
+
+
 def test_mark_dead_runs_leaves_live_and_finished_runs_alone(tmp_path):
     live = tmp_path / "live"
     live.mkdir()

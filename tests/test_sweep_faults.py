@@ -87,7 +87,8 @@ def _busy_run(sweep_dir: Path):
     return None
 
 
-def test_ctrl_c_mid_sweep_stops_seals_aggregates_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_mid_sweep_stops_seals_aggregates_and_says_how_to_resume(tmp_path, sig):
     outputs = tmp_path / "outputs"
     path = _sweep_file(tmp_path, "stopped", zip={"children": [0, 2, 0], "sleep_s": [0.0, 300.0, 0.0], "seed": [0, 0, 1]})
     sweep_dir = outputs / "sweeps" / "stopped"
@@ -97,7 +98,7 @@ def test_ctrl_c_mid_sweep_stops_seals_aggregates_and_says_how_to_resume(tmp_path
     info = json.loads((busy / "results" / "children.json").read_text())
     tree = _tree(proc.pid)
     assert len(tree) >= 4  # run process, kernel, two children
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert f"resume with: python -m workbench sweep {path}" in err and "1 of 3 runs" in err

@@ -107,19 +107,25 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it is renamed to `path` in one step.
 
     A fabricator killed half way leaves only a hidden '.name.*.tmp' folder, never a folder at `path`
-    that looks complete. If another process finished `path` first, its copy wins and ours is dropped.
+    that looks complete. If another process finished `path` first, its copy wins and ours is dropped,
+    unless `replace`: then an existing folder at `path` is moved aside, ours renamed in, and the old one
+    removed (a kill between the two renames leaves the old folder as '.name.*.old', not a mix of both).
     """
     import shutil
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    old: Path | None = None
     try:
         yield tmp
+        if replace and target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.rename(target, old / target.name)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -129,3 +135,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            if not target.exists():  # ours never arrived: put the old folder back
+                os.rename(old / target.name, target)
+            shutil.rmtree(old, ignore_errors=True)

@@ -48,7 +48,7 @@ def open_run(run_dir: str, notebook: str, namespace: dict[str, Any]) -> Run:
     declared = notebook_parameters(notebook_file)
     values = {name: namespace[name] for name in declared if name in namespace and name != "run_dir"}
     validate(declared, values, notebook)
-    directory = Path(run_dir) if run_dir else None
+    directory = paths.resolve_run_dir(run_dir) if run_dir else None
     standalone = directory is None or not (directory / "manifest.json").exists()
     if standalone:
         folder = RunFolder.create(notebook_file, values, runner="notebook", dir=directory, suffix="interactive")

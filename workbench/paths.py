@@ -16,6 +16,26 @@ def outputs_dir() -> Path:
     return Path(os.environ.get("WORKBENCH_OUTPUTS", REPO_ROOT / "outputs")).resolve()
 
 
+def portable_run_dir(run_dir: Path) -> str:
+    """How a run folder is named to its kernel (the parameters cell a shared notebook shows): relative to the
+    outputs root, so no machine path appears; a folder outside the root keeps its absolute path.
+    `resolve_run_dir` turns it back into the folder.
+
+    >>> portable_run_dir(outputs_dir() / "04_caption_quality" / "20261127-101010-abcd")
+    '04_caption_quality/20261127-101010-abcd'
+    """
+    try:
+        return Path(run_dir).resolve().relative_to(outputs_dir()).as_posix()
+    except ValueError:
+        return str(Path(run_dir).resolve())
+
+
+def resolve_run_dir(run_dir: str) -> Path:
+    """The folder a notebook's `run_dir` parameter names: absolute as given, else under the outputs root."""
+    path = Path(run_dir)
+    return path if path.is_absolute() else outputs_dir() / path
+
+
 def cache_dir() -> Path:
     """Generated, reproducible inputs (probe videos, tiny model twins); safe to delete."""
     return Path(os.environ.get("WORKBENCH_CACHE", outputs_dir() / "_cache")).resolve()

@@ -11,6 +11,28 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def set_theme(style: str = "whitegrid") -> None:
+    """seaborn's theme with the figures' fonts (`use_figure_fonts`)."""
+    import seaborn as sns
+
+    sns.set_theme(style=style)
+    use_figure_fonts()
+
+
+def use_figure_fonts() -> None:
+    """Draw text with `units.figure_fonts` (DejaVu Sans, then Noto Sans CJK for Chinese, Japanese, Korean).
+
+    Set globally: matplotlib picks a text's font when the figure is drawn, which may be after it is made. The
+    fonts are named in font.family, not through the generic "sans-serif": matplotlib falls back glyph by glyph
+    along the family list, but takes only the first font a generic name finds.
+    """
+    import matplotlib
+
+    from workbench.units import figure_fonts
+
+    matplotlib.rcParams["font.family"] = figure_fonts()
+
+
 def contact_sheet(frames: "np.ndarray", timestamps_s: Sequence[float], labels: Sequence[str] | None = None,
                   ncols: int = 4, width_in: float = 12.0) -> "Figure":
     """Sampled frames (T,H,W,3 uint8) in a grid, each titled with its timestamp (and an optional label)."""
@@ -43,7 +65,7 @@ def object_timeline(table: "pd.DataFrame") -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     objects = list(dict.fromkeys(table["object"]))
     fig, ax = plt.subplots(figsize=(10, 0.6 * max(2, len(objects)) + 1))
     for row in table.itertuples():

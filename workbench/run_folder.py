@@ -185,6 +185,9 @@ class RunFolder:
                                                             {**record, "status": status}, self.dir), secrets)
             atomic.write_text(self.dir / "notebook.ipynb", notebook_text)
             partial.unlink()
+        elif (self.dir / "notebook.ipynb").exists() and not (self.dir / "notebook.html").exists():
+            # an earlier seal was cut short (kill -9 between the two exports): finish it from the notebook it wrote
+            notebook_text = (self.dir / "notebook.ipynb").read_text(encoding="utf-8")
         for path in sorted(self.dir.rglob("*")):  # results, figures, inputs.json, params.yaml, logs
             if path.is_file() and path.name != MANIFEST_NAME:
                 _scrub_text_file(path, secrets)

@@ -166,7 +166,7 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
     run_dir = folder.dir
 
     partial = run_dir / PARTIAL_NAME
-    kernel_cwd = Path(cwd).resolve() if cwd else paths.REPO_ROOT  # run_dir is passed relative to it
+    kernel_cwd = Path(cwd).resolve() if cwd else paths.REPO_ROOT
     status, error = "ok", None
     started = time.perf_counter()
     before = {(p.pid, p.create_time()) for p in descendants()}
@@ -174,7 +174,7 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
         if STOP.is_set():
             raise InterruptedError(stop_reason())
         papermill.execute_notebook(
-            str(nb_path), str(partial), parameters={**values, "run_dir": os.path.relpath(run_dir, kernel_cwd)},
+            str(nb_path), str(partial), parameters={**values, "run_dir": paths.portable_run_dir(run_dir)},
             kernel_name=kernel_name, cwd=str(kernel_cwd), progress_bar=progress,
             execution_timeout=cell_timeout_s, request_save_on_cell_execute=True,
         )

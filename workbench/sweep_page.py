@@ -92,6 +92,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 dl{{display:grid;grid-template-columns:max-content auto;gap:2px 12px}}</style>
 </head><body>
 <h1>Sweep {escape(sweep.name)}</h1>
+<h2>Provenance</h2>
 {_provenance(sweep, records)}
 <p>{len(sweep.runs)} runs ({escape(summary)}). Tables of every run's results with its parameters:
 <a href="runs.csv">runs.csv</a> {table_links}</p>

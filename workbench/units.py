@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 KiB = 2**10
 MiB = 2**20
 GiB = 2**30
@@ -278,16 +280,48 @@ def printable(text: str) -> str:
 
 
 _CHARMAP: set[int] = set()
+_CJK_FONT = "NotoSansCJKsc-Regular.otf"  # shipped by the mplfonts package (a dependency)
+
+
+def figure_fonts() -> list[str]:
+    """The sans-serif fonts figures draw with, in fallback order: DejaVu Sans, then Noto Sans CJK SC.
+
+    The CJK font (Chinese, Japanese, Korean) is registered with matplotlib from the mplfonts package the first
+    time; without it the list is DejaVu Sans alone, and `printable` shows what it cannot draw as U+FFFD.
+    """
+    fonts = ["DejaVu Sans"]
+    path = _cjk_font_path()
+    if path is not None:
+        from matplotlib import font_manager
+
+        if not any(entry.fname == str(path) for entry in font_manager.fontManager.ttflist):
+            font_manager.fontManager.addfont(str(path))
+        fonts.append(font_manager.FontProperties(fname=str(path)).get_name())
+    return fonts
+
+
+def _cjk_font_path() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("mplfonts")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "fonts" / _CJK_FONT
+        if path.is_file():
+            return path
+    return None
 
 
 def _font_charmap() -> set[int]:
-    """Code points matplotlib's default sans-serif font can draw (empty if it cannot be read)."""
+    """Code points the figures' fonts (`figure_fonts`) can draw together (empty if none can be read)."""
     if not _CHARMAP:
         try:
             from matplotlib import font_manager
             from matplotlib.ft2font import FT2Font
 
             _CHARMAP.update(FT2Font(font_manager.findfont("DejaVu Sans")).get_charmap())
+            path = _cjk_font_path()
+            if path is not None:
+                _CHARMAP.update(FT2Font(str(path)).get_charmap())
         except Exception:  # no matplotlib font: leave text as it is
             pass
     return _CHARMAP

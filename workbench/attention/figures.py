@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 def _word_label(maps: "AttentionMaps", word: int | None) -> str:
     if word is None:
         return "whole caption"
+    from workbench.plots import use_figure_fonts
     from workbench.units import printable
 
+    use_figure_fonts()  # a word may be in any script
     return f"word {word} {printable(repr(maps.capture.words.loc[word, 'text']))}"  # byte tokens read as <0x02>
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from workbench.plots import set_theme
+
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
@@ -23,7 +25,7 @@ def peak_vs_frames(table: "pd.DataFrame", budgets_gib: list[float]) -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     data = table.copy()
     data["panel"] = data["frame_size"] + " / " + data["max_pixels"].map(lambda c: f"cap {c}" if c else "no cap")
     from workbench.units import GiB, byte_unit, format_number
@@ -65,7 +67,7 @@ def predicted_vs_measured(measured: "pd.DataFrame") -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ok = measured[(measured["status"] == "ok") & measured["peak_bytes"].notna()].copy()
     if ok.empty:
@@ -97,7 +99,7 @@ def breakdown_bars(breakdown: "pd.DataFrame") -> "Figure":
 
     from workbench.memory.predictor import COMPONENTS
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     configs = list(dict.fromkeys(breakdown["config"]))
     ncols = min(4, len(configs))
     nrows = -(-len(configs) // ncols)
@@ -128,7 +130,7 @@ def frontier_heatmap(frontiers: "pd.DataFrame") -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="white")
+    set_theme("white")
     data = frontiers.copy()
     data["panel"] = (data["source"] + " · " + data["budget_gib"].map(_budget_label) + " · "
                      + data["frame_size"] + " " + data["max_pixels"].map(lambda c: f"cap {c}" if c else "no cap"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING, Sequence
 
+from workbench.plots import set_theme, use_figure_fonts
 from workbench.units import printable
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def timeline_view(table: "pd.DataFrame", thumbnails: Sequence["np.ndarray"], win
     """
     import matplotlib.pyplot as plt
 
+    use_figure_fonts()  # captions may be in any script
     picks = _evenly(len(table), max_rows)
     n = max(1, len(picks))
     fig, axes = plt.subplots(n, 2, figsize=(width_in, 1.25 * n + 0.6), squeeze=False,
@@ -76,7 +78,7 @@ def metric_bars(metric_table: "pd.DataFrame") -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     shown = metric_table[metric_table["value"].between(0, 1) & metric_table["better"].isin(["higher", "lower"])]
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(3, len(shown)) + 1))
     if shown.empty:
@@ -98,7 +100,7 @@ def per_window_chart(windows: "pd.DataFrame", table: "pd.DataFrame") -> "Figure"
     import pandas as pd
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     data = windows.assign(latency_s=table["latency_s"].to_numpy())
     panels = [("latency_s", "latency (s)"), ("length", "caption words"), ("genericness", "genericness")]
     if "n_facts" in data:
@@ -120,7 +122,7 @@ def compare_scatter(ranking: "pd.DataFrame", budget_gib: float) -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     fig, ax = plt.subplots(figsize=(9, 5))
     data = ranking.dropna(subset=["peak_gib", "quality_score"])
     if data.empty:
@@ -154,7 +156,7 @@ def compare_metrics(table: "pd.DataFrame", metrics: Sequence[str]) -> "Figure":
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(style="whitegrid")
+    set_theme("whitegrid")
     shown = [m for m in metrics if m in table and table[m].notna().any()]
     ncols = 3
     nrows = max(1, -(-len(shown) // ncols))

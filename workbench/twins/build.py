@@ -37,10 +37,10 @@ def corpus_lines(sentences: list[str], prompts: list[str]) -> list[str]:
 # ---- Qwen2-VL ----------------------------------------------------------------------------------------
 
 
-def qwen_processing() -> dict[str, Any]:
+def qwen_processing(max_pixels: int = QWEN_MAX_PIXELS) -> dict[str, Any]:
     from workbench.models import qwen2_vl
 
-    return {**qwen2_vl._PROCESSING, "size": {"shortest_edge": qwen2_vl.MIN_PIXELS, "longest_edge": QWEN_MAX_PIXELS}}
+    return {**qwen2_vl._PROCESSING, "size": {"shortest_edge": qwen2_vl.MIN_PIXELS, "longest_edge": max_pixels}}
 
 
 def qwen_tokenizer(lines: list[str]) -> Any:
@@ -50,33 +50,41 @@ def qwen_tokenizer(lines: list[str]) -> Any:
                            chat_template=qwen2_vl.CHAT_TEMPLATE, vocab_size=512, lines=lines)
 
 
-def qwen_processor(tokenizer: Any) -> Any:
+def qwen_processor(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
     from workbench.models import qwen2_vl
 
-    processing = qwen_processing()
+    processing = qwen_processing(recipe.max_pixels if recipe is not None else QWEN_MAX_PIXELS)
     return Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**processing),
                             video_processor=Qwen2VLVideoProcessor(**processing), tokenizer=tokenizer,
                             chat_template=qwen2_vl.CHAT_TEMPLATE)
 
 
-def qwen_config(tokenizer: Any) -> Any:
-    """Qwen2VLConfig: a 2-layer 128-wide Qwen2 LLM (head_dim 32) and a 2-block 64-wide ViT."""
+def qwen_config(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
+    """Qwen2VLConfig: a small Qwen2 LLM (head_dim 32; 2 layers of 128 by default) and a small ViT (2 blocks of 64).
+
+    The sizes are the recipe's (`text_width`, `text_layers`, `vision_width`, `vision_depth`).
+    """
     from transformers import Qwen2VLConfig
 
     from workbench.models.qwen2_vl import ADAPTER
 
+    text_width, text_layers = (recipe.text_width, recipe.text_layers) if recipe is not None else (128, 2)
+    vision_width, vision_depth = (recipe.vision_width, recipe.vision_depth) if recipe is not None else (64, 2)
     return Qwen2VLConfig(
         text_config={
-            "vocab_size": len(tokenizer), "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+            "vocab_size": len(tokenizer), "hidden_size": text_width, "intermediate_size": 2 * text_width,
+            "num_hidden_layers": text_layers,
+            "num_attention_heads": text_width // 32, "num_key_value_heads": max(1, text_width // 64),
+            "max_position_embeddings": 4096,
             "rms_norm_eps": 1e-6,
             "rope_parameters": {"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": 10000.0},
             "bos_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        vision_config={"depth": 2, "embed_dim": 64, "num_heads": 2, "mlp_ratio": 2, "hidden_size": 128,
+        vision_config={"depth": vision_depth, "embed_dim": vision_width, "num_heads": vision_width // 32, "mlp_ratio": 2,
+                       "hidden_size": text_width,
                        "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
         tie_word_embeddings=False,
         **{key: tokenizer.convert_tokens_to_ids(token) for key, token in ADAPTER.token_names.items()},
@@ -110,7 +118,7 @@ def blip2_tokenizer(lines: list[str]) -> Any:
     return tokenizer
 
 
-def blip2_processor(tokenizer: Any) -> Any:
+def blip2_processor(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
     from transformers import Blip2Processor, BlipImageProcessor
 
     from workbench.models.blip2 import _IMAGE_PROCESSOR
@@ -120,7 +128,7 @@ def blip2_processor(tokenizer: Any) -> Any:
     return Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=BLIP2_QUERY_TOKENS)
 
 
-def blip2_config(tokenizer: Any) -> Any:
+def blip2_config(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
     """Blip2Config: a 2-layer 64-wide ViT at 112 px, a 2-layer Q-Former with 16 queries, a 2-layer OPT."""
     from workbench.models import blip2
 

@@ -37,6 +37,14 @@ class Recipe:
     eval_every: int = 100
     select_best: bool = False  # keep the weights of the lowest validation loss, not the last step's
     patience: int = 0  # with select_best: stop after this many validations without a lower loss (0: never)
+    # model size (Qwen2-VL twins; the BLIP-2 twin keeps its fixed size) and the frames' pixel budget
+    text_width: int = 128
+    text_layers: int = 2
+    vision_width: int = 64
+    vision_depth: int = 2
+    max_pixels: int = 112 * 168  # Qwen2-VL's longest_edge: 320x240 frames become 112x140 (4x5 LLM tokens per pair)
+    motion_weight: float = 1.0  # loss weight of the tokens of motion phrases ("moves ... towards ...") vs the rest
+    threads: int = 0  # CPU threads to train on (0: train.TRAIN_THREADS); the same count gives the same weights
     prompt: str = "Describe this second of the video."
     max_new_tokens: int = 64
 

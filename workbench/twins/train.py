@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from workbench.twins.cast import Recipe, recipe
 if TYPE_CHECKING:
     import torch
 
-TRAIN_THREADS = 1  # CPU threads for training (the same count gives the same weights; one wastes least on a busy CPU)
+TRAIN_THREADS = 1  # default CPU threads for training (a recipe's `threads` overrides it; same count, same weights)
 
 
 def weights_root() -> Path:
@@ -68,7 +69,7 @@ def encode_windows(recipe_: Recipe, processor: Any, windows: list[data.Window], 
 
     The processor itself is slow per call (tens of ms per window on a busy CPU), so it runs on the first
     windows only, as the reference: the rest are resized with the same bicubic antialiased filter in one
-    batched call and laid out with the processor's own `patchify`; the two must agree (mean 0.05, max 3 grey levels) on the
+    batched call and laid out with the processor's own `patchify`; the two must agree (mean 0.05, max 8 grey levels) on the
     reference windows, else this fails.
     """
     import torch
@@ -85,7 +86,7 @@ def encode_windows(recipe_: Recipe, processor: Any, windows: list[data.Window], 
             progress(f"encoded {min(start + chunk, len(windows))}/{len(windows)} windows")
     fast_raw = torch.cat(pixels[:8]) if grid is not None else torch.stack(pixels[:8])
     diff = (fast_raw.float() - ref_raw).abs()
-    if diff.max() > 3.5 or diff.mean() > 0.05:  # BLIP-2's processor resizes with PIL: a few edge pixels differ
+    if diff.max() > 8 or diff.mean() > 0.05:  # resizers differ by a few grey levels at a few sharp edges
         raise RuntimeError(f"fast pixel path differs from the {type(processor).__name__}: max {diff.max():.1f}, "
                            f"mean {diff.mean():.3f} grey levels")
     grids = [grid] * len(windows) if grid is not None else None
@@ -154,6 +155,12 @@ def assemble(recipe_: Recipe, processor: Any, encoded: WindowInputs, rows: list[
         ids[r, span] = labels[r, span] = torch.tensor(answer)
         mask[r, span] = 1
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if recipe_.motion_weight != 1.0:
+        weights = torch.zeros(ids.shape, dtype=torch.float32)
+        for r, sentence in enumerate(sentences):
+            token_weights = change_weights(tokenizer, sentence, recipe_.motion_weight) + [1.0]  # + the end token
+            weights[r, n_prompt:n_prompt + len(token_weights)] = torch.tensor(token_weights)
+        batch["loss_weights"] = weights
     if "mm_token_type_ids" in encoded.prompt:
         types = torch.zeros_like(ids)
         types[:, :n_prompt] = encoded.prompt["mm_token_type_ids"]
@@ -164,6 +171,38 @@ def assemble(recipe_: Recipe, processor: Any, encoded: WindowInputs, rows: list[
     if encoded.grids is not None:
         batch["video_grid_thw"] = torch.stack([encoded.grids[r] for r in rows])
     return batch
+
+
+# A clause that says something changes: a move (with its direction or its start and end), an appearance, a
+# disappearance, a change of colour; up to the end of the clause.
+_CHANGE_CLAUSE = re.compile(r"\b(?:moves|appears|disappears|turns)\b.*?(?=, | and |\.|$)")
+
+
+def change_weights(tokenizer: Any, sentence: str, weight: float) -> list[float]:
+    """Per-token loss weights of a sentence: `weight` for tokens inside a change clause, 1 elsewhere.
+
+    Changes are a minority of the words the twin writes and the only ones that need two frames; weighting them
+    keeps the loss from being spent on the static clauses only.
+    """
+    spans = [m.span() for m in _CHANGE_CLAUSE.finditer(sentence)]
+    encoded = tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
+    return [weight if any(a < end and start < b for a, b in spans) else 1.0
+            for start, end in encoded["offset_mapping"]]
+
+
+def step_loss(model: Any, batch: dict[str, "torch.Tensor"]) -> "torch.Tensor":
+    """The model's next-token loss, weighted per token when the batch carries `loss_weights`."""
+    import torch
+
+    weights = batch.pop("loss_weights", None)
+    if weights is None:
+        return model(**batch).loss
+    labels = batch.pop("labels")
+    logits = model(**batch).logits[:, :-1].float()
+    targets, weights = labels[:, 1:], weights[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                                  ignore_index=-100, reduction="none").view_as(targets)
+    return (per_token * weights).sum() / weights.sum()
 
 
 @dataclass
@@ -213,7 +252,8 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
 
         recipe_ = replace(recipe_, **changes)
     out_dir = Path(out_dir) if out_dir is not None else weights_dir(name)
-    torch.set_num_threads(TRAIN_THREADS)
+    threads = recipe_.threads or TRAIN_THREADS
+    torch.set_num_threads(threads)
     torch.manual_seed(recipe_.seed)
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -229,8 +269,8 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     tokenizer = pieces["tokenizer"](build.corpus_lines(
         [w.reference for w in train_windows] + [w.frame_sentence for w in train_windows]
         + [w.vague_sentence for w in train_windows], [recipe_.prompt]))
-    processor = pieces["processor"](tokenizer)
-    config = pieces["config"](tokenizer)
+    processor = pieces["processor"](tokenizer, recipe_)
+    config = pieces["config"](tokenizer, recipe_)
     model_cls = getattr(transformers, pieces["model_class"])
     model = model_cls._from_config(config, dtype=torch.float32)
     log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters; encoding "
@@ -259,7 +299,7 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
         batch = assemble(recipe_, processor, encoded, rows, [train_sentences[r] for r in rows])
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, recipe_) * group["scale"]
-        loss = model(**batch).loss
+        loss = step_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -291,12 +331,12 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     model.eval()
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, replace=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
         card = {
             "name": name, "family": recipe_.family, "role": cast_role(name),
-            "recipe": asdict(recipe_), "threads": TRAIN_THREADS, "torch": torch.__version__,
+            "recipe": asdict(recipe_), "threads": threads, "torch": torch.__version__,
             "transformers": transformers.__version__,
             "data": {"scenario": data.SCENARIO, "duration_s": data.DURATION_S, "fps": data.FPS,
                      "size": list(data.SIZE), "train_seeds": [data.TRAIN_SEED_START,
@@ -338,5 +378,6 @@ def validation_loss(model: Any, recipe_: Recipe, processor: Any, encoded: Window
     with torch.no_grad():
         for start in range(0, len(rows), 32):
             chunk = rows[start:start + 32]
-            total += float(model(**assemble(recipe_, processor, encoded, chunk, [sentences[r] for r in chunk])).loss) * len(chunk)
+            batch = assemble(recipe_, processor, encoded, chunk, [sentences[r] for r in chunk])
+            total += float(step_loss(model, batch)) * len(chunk)
     return total / len(rows)
