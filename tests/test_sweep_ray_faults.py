@@ -133,3 +133,26 @@ def test_ctrl_c_on_a_ray_sweep_stops_its_runs_and_says_how_to_resume(tmp_path):
     assert (sweep_dir / LOCK_NAME).read_text() == ""
     status = json.loads((busy / "manifest.json").read_text())["status"]
     assert status in ("interrupted", "killed"), status  # sealed either way: never left 'running'
+
+
+def test_no_ray_cluster_at_the_address_is_one_plain_error(tmp_path):
+    """`--address auto` with no Ray running: one line naming the sweep and the address, exit 2, no traceback,
+    no run started, no Ray process left, the lock released."""
+    outputs = tmp_path / "outputs"
+    path = tmp_path / "noray.yaml"
+    path.write_text(yaml.safe_dump({"notebook": str(CHILDREN), "name": "noray", "grid": {"seed": [0, 1]}}))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    before = {p.pid for p in psutil.process_iter()}
+    done = subprocess.run([sys.executable, "-m", "workbench", "sweep", str(path), "--executor", "ray",
+                           "--address", "auto"], env={**env, "WORKBENCH_OUTPUTS": str(outputs)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "sweep noray: could not start or reach the Ray cluster at auto" in done.stderr
+    assert "no run was started" in done.stderr
+    sweep_dir = outputs / "sweeps" / "noray"
+    assert not (sweep_dir / "runs").exists() or not any((sweep_dir / "runs").iterdir())
+    assert (sweep_dir / LOCK_NAME).read_text() == ""
+    started = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
+               and any("ray" in part for part in (p.info["cmdline"] or [])[:2])]
+    assert started == []

@@ -455,9 +455,19 @@ def _run_ray(sweep: Sweep, todo: list[RunSpec], address: str | None, finished: A
 
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"WORKBENCH_OUTPUTS": str(paths.outputs_dir()),
-                                           "WORKBENCH_CACHE": str(paths.cache_dir())}})
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"WORKBENCH_OUTPUTS": str(paths.outputs_dir()),
+                                               "WORKBENCH_CACHE": str(paths.cache_dir())}})
+        except Exception as err:  # no cluster at that address, a local node that did not come up
+            try:
+                ray.shutdown()  # stops the processes this init started, if any
+            except Exception:
+                pass
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise SweepError(f"sweep {sweep.name}: could not start or reach {where}: {type(err).__name__}: "
+                             f"{first}; no run was started (rerun the same command once Ray is up)") from err
     try:
         task = ray.remote(num_gpus=sweep.gpus_per_run, num_cpus=sweep.cpus_per_run, max_retries=0)(execute)
         pending = [task.remote(run, str(sweep.dir), sweep.timeout_s) for run in todo]

@@ -253,8 +253,28 @@ def test_upload_is_kept_and_selected(probe_video_paths):
     assert view.last_result.ok and view.explorer.selection.video == str(saved)
 
 
+def _killed_run_of_00_explore() -> Path:
+    """A run folder of 00_explore whose process wrote its manifest and partial notebook, then died by kill -9."""
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import sys, time; from pathlib import Path; from workbench import run_folder; "
+              "f = run_folder.RunFolder.create('00_explore', {}, runner='test', suffix='dead'); "
+              "(f.dir / run_folder.PARTIAL_NAME).write_text('{\"cells\": [], \"metadata\": {}, \"nbformat\": 4, "
+              "\"nbformat_minor\": 5}'); print(f.dir, flush=True); time.sleep(300)")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    run_dir = Path(proc.stdout.readline().strip())
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+    return run_dir
+
+
 def test_save_as_run_repeats_headless():
-    """Save as run, then `python -m workbench run 00_explore -f <params.yaml>` gives the same results."""
+    """Save as run, then `python -m workbench run 00_explore -f <params.yaml>` gives the same results; saving
+    marks a dead run of the notebook killed."""
+    dead = _killed_run_of_00_explore()
     view = make_view(device="auto")
     view.buttons["predict"].click()
     for action in ("caption", "attention"):
@@ -275,6 +295,9 @@ def test_save_as_run_repeats_headless():
                                                         "results/attention_words.csv", "figures/timeline_view.png",
                                                         "figures/attention_frame_strip.png"}
     assert [i["role"] for i in manifest["inputs"]] == ["video"] and len(manifest["inputs"][0]["sha256"]) == 64
+    killed = json.loads((dead / "manifest.json").read_text())
+    assert killed["status"] == "killed" and killed["marked_killed_by"] == "explorer"
+    assert (dead / "notebook.ipynb").exists()
 
     rerun = run_notebook("00_explore", str(run_dir / "params.yaml"))
     assert rerun.status == "ok", rerun.error
