@@ -8,6 +8,7 @@ machine differences in float arithmetic.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -53,6 +54,12 @@ def test_every_twin_is_registered_with_its_family_and_committed_weights():
             {p.name for p in folder.iterdir()}
         card = json.loads((folder / "card.json").read_text())
         assert card["held_out"]["test"]["n_videos"] == len(data.TEST_SEEDS)
+        # `train-twin NAME` retrains the committed weights: the card's recipe is the cast's (fields added to
+        # Recipe after a twin was trained are absent from its card and left at their defaults)
+        recipe_fields = dataclasses.asdict(recipe)
+        defaults = {f.name: f.default for f in dataclasses.fields(recipe)}
+        assert {k: recipe_fields[k] for k in card["recipe"]} == card["recipe"], name
+        assert all(recipe_fields[k] == defaults[k] for k in recipe_fields if k not in card["recipe"]), name
     assert len(families) >= 2
 
 
@@ -106,7 +113,7 @@ def test_training_keeps_the_best_validation_weights(tmp_path):
     windows = data.scene_windows(data.VAL_SEEDS[0], CAST[name].frames_per_window)
     recipe_ = recipe(name)
     encoded = train.encode_windows(recipe_, loaded.processor, windows)
-    torch.set_num_threads(train.TRAIN_THREADS)
+    torch.set_num_threads(recipe_.threads or train.TRAIN_THREADS)
     again = train.validation_loss(loaded.model, recipe_, loaded.processor, encoded,
                                   data.targets(windows, recipe_.target, recipe_.seed))
     assert again == pytest.approx(min(losses), abs=1e-5)
@@ -120,20 +127,24 @@ def test_many_scenes_are_encoded_a_chunk_at_a_time_as_all_at_once():
     seeds = data.split_seeds("train", 3)
     windows = [w for s in seeds for w in data.scene_windows(s, recipe_.frames_per_window)]
     processor = build.qwen_processor(build.qwen_tokenizer(build.corpus_lines([w.reference for w in windows],
-                                                                             [recipe_.prompt])))
+                                                                             [recipe_.prompt])), recipe_)
     whole = train.encode_windows(recipe_, processor, windows)
     chunked = train.encode_scenes(recipe_, processor, seeds, chunk_scenes=2)
     assert len(chunked.pixels) == len(whole.pixels) == 12 and len(chunked.grids) == 12
     assert all(bool((a == b).all()) for a, b in zip(chunked.pixels, whole.pixels))
 
 
-@pytest.mark.xfail(reason="target missed (docs/twins.md): the video twin's held-out fact recall is 0.60 and its "
-                          "hallucination rate 0.23 after its CPU budget, and it names few motions (recall 0.09)",
-                   strict=False)
 def test_video_twin_reaches_its_targets(held_out):
     scores, _ = held_out["twin-qwen2-vl-video"]
     assert scores["fact_recall"] >= 0.7 - SLACK
     assert scores["hallucination_rate"] <= 0.1 + SLACK
+
+
+@pytest.mark.xfail(reason="target missed (docs/twins.md): within its CPU budget the video twin names the objects "
+                          "(colour recall 0.99, shape 0.75) but no motion (recall 0 on the 20 test scenes)",
+                   strict=False)
+def test_video_twin_names_motion(held_out):
+    scores, _ = held_out["twin-qwen2-vl-video"]
     assert scores["recall_motion"] >= 0.5
 
 

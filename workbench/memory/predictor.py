@@ -201,18 +201,20 @@ def model_config(model_id: str, source: str = "random", config_overrides: dict[s
 
 
 def _cache_key(model_id: str, kind: str, overrides: dict[str, Any], source: str, kept: tuple[str, ...]) -> str:
-    """Changes with everything that changes the counts: the model, the overrides, the modules kept in 16-bit,
-    the family file and the transformers version."""
+    """Changes with everything that changes the counts: the model and its config (a retrained twin's committed
+    config.json included), the overrides, the modules kept in 16-bit, the family file and the transformers
+    version."""
     from importlib import metadata
 
     from workbench.models import get
 
-    adapter, _spec = get(model_id)
+    adapter, spec = get(model_id)
     family_file = getattr(sys.modules.get(type(adapter).__module__), "__file__", None) or ""
     payload = json.dumps({
         "model": model_id, "kind": kind, "source": source if kind == "path" else kind, "overrides": overrides,
         "kept_16bit": list(kept), "transformers": metadata.version("transformers"),
         "family_file": hashlib.sha256(open(family_file, "rb").read()).hexdigest() if family_file else "",
+        "config": hashlib.sha256(json.dumps(spec.config, sort_keys=True, default=str).encode()).hexdigest(),
         "schema": 5,
     }, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

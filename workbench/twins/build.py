@@ -72,6 +72,7 @@ def qwen_config(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
 
     text_width, text_layers = (recipe.text_width, recipe.text_layers) if recipe is not None else (128, 2)
     vision_width, vision_depth = (recipe.vision_width, recipe.vision_depth) if recipe is not None else (64, 2)
+    rope_theta = recipe.rope_theta if recipe is not None else 10000.0
     return Qwen2VLConfig(
         text_config={
             "vocab_size": len(tokenizer), "hidden_size": text_width, "intermediate_size": 2 * text_width,
@@ -79,7 +80,7 @@ def qwen_config(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
             "num_attention_heads": text_width // 32, "num_key_value_heads": max(1, text_width // 64),
             "max_position_embeddings": 4096,
             "rms_norm_eps": 1e-6,
-            "rope_parameters": {"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": 10000.0},
+            "rope_parameters": {"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": rope_theta},
             "bos_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },

@@ -41,7 +41,8 @@ def card_text(card: dict[str, Any]) -> str:
         f"(warmup {recipe['warmup_steps']}, cosine; vision tower x{recipe.get('vision_lr_scale', 1.0)}), weight decay "
         f"{recipe.get('weight_decay', 0.01)}, seed {recipe['seed']}, {card['threads']} CPU thread(s), "
         f"torch {card['torch']}, transformers {card['transformers']}",
-        f"- {card['n_params']:,} parameters; {card['train_seconds'] / 60:.1f} min on a shared 2-core CPU"
+        f"- {card['n_params']:,} parameters; {card['train_seconds'] / 60:.1f} min wall-clock on a 2-core CPU "
+        f"(docs/twins.md says how busy it was)"
         + (f" ({card['train_cpu_seconds'] / 60:.1f} min of CPU time)" if card.get("train_cpu_seconds") else ""),
     ]
     if recipe.get("select_best"):

@@ -285,6 +285,7 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     optimizer = torch.optim.AdamW([{"params": vision, "scale": recipe_.vision_lr_scale}, {"params": other, "scale": 1.0}],
                                   lr=recipe_.learning_rate, weight_decay=recipe_.weight_decay)
     order_rng = random.Random(recipe_.seed)
+    changing = [i for i, sentence in enumerate(train_sentences) if _CHANGE_CLAUSE.search(sentence)]
     order: list[int] = []
     losses: list[float] = []
     val_losses: list[tuple[int, float]] = []
@@ -292,7 +293,7 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     model.train()
     for step in range(recipe_.steps):
         if len(order) < recipe_.batch_size:
-            epoch = list(range(n_train_windows))
+            epoch = list(range(n_train_windows)) + changing * (recipe_.change_repeat - 1)
             order_rng.shuffle(epoch)
             order += epoch
         rows, order = order[:recipe_.batch_size], order[recipe_.batch_size:]
