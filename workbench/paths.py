@@ -33,7 +33,11 @@ def portable_run_dir(run_dir: Path) -> str:
 def resolve_run_dir(run_dir: str) -> Path:
     """The folder a notebook's `run_dir` parameter names: absolute as given, else under the outputs root."""
     path = Path(run_dir)
-    return path if path.is_absolute() else outputs_dir() / path
+    path = path if path.is_absolute() else outputs_dir() / path
+    try:  # shown in notebooks (run.dir): relative to the kernel's folder where it can be, not a machine path
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def cache_dir() -> Path:
