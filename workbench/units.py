@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 KiB = 2**10
@@ -288,7 +289,13 @@ def figure_fonts() -> list[str]:
 
     The CJK font (Chinese, Japanese, Korean) is registered with matplotlib from the mplfonts package the first
     time; without it the list is DejaVu Sans alone, and `printable` shows what it cannot draw as U+FFFD.
+    Worked out once per process (every figure asks; naming the font reads its 16 MB file).
     """
+    return list(_figure_fonts())
+
+
+@functools.lru_cache(maxsize=1)
+def _figure_fonts() -> tuple[str, ...]:
     fonts = ["DejaVu Sans"]
     path = _cjk_font_path()
     if path is not None:
@@ -297,7 +304,7 @@ def figure_fonts() -> list[str]:
         if not any(entry.fname == str(path) for entry in font_manager.fontManager.ttflist):
             font_manager.fontManager.addfont(str(path))
         fonts.append(font_manager.FontProperties(fname=str(path)).get_name())
-    return fonts
+    return tuple(fonts)
 
 
 def _cjk_font_path() -> Path | None:
