@@ -18,8 +18,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-CPU_MODELS = [("qwen2-vl-2b", "tiny"), ("twin-qwen2-vl-video", "trained"), ("twin-qwen2-vl-generic", "trained")]
+CPU_MODELS = [("qwen2-vl-2b", "tiny"), ("qwen2-vl-2b-midsize", "random"), ("twin-qwen2-vl-video", "trained"),
+              ("twin-qwen2-vl-generic", "trained")]
+# Names that stand for a registered model with its embedded config changed (random weights only): the mid-size
+# Qwen2-VL of the memory tests and benchmarks (memory.probe.MIDSIZE_QWEN2_VL_OVERRIDES, ~85M parameters).
+VARIANTS = {"qwen2-vl-2b-midsize": ("qwen2-vl-2b", "MIDSIZE_QWEN2_VL_OVERRIDES")}
 GPU_MODELS = [("qwen2-vl-2b", "random"), ("qwen2-vl-7b", "random")]
+
+
+def load_model(model: str, settings: Any) -> Any:
+    """`models.load`, or for a name in VARIANTS its registered model with the config changed (random weights)."""
+    if model not in VARIANTS:
+        from workbench.models import load
+
+        return load(model, settings)
+    import dataclasses
+
+    from workbench.memory import probe
+    from workbench.models import get
+    from workbench.models.configs import merge_config
+
+    registered, overrides = VARIANTS[model]
+    if settings.source != "random":
+        raise ValueError(f"{model} changes the architecture, so it needs random weights, not {settings.source!r}")
+    adapter, spec = get(registered)
+    return adapter.load(dataclasses.replace(spec, config=merge_config(spec.config, getattr(probe, overrides))),
+                        settings)
 
 
 def windows(n: int, frames_per_window: int, size: tuple[int, int] | None) -> list[Any]:
@@ -48,13 +72,13 @@ def run_model(model: str, source: str, args: argparse.Namespace, batches: list[i
     import torch
 
     from workbench.batching import batch_support, describe_batch
-    from workbench.models import load
+    from workbench.models import LoadSettings
     from workbench.models.base import GenerationSettings
 
     device = "cuda" if args.gpu else "cpu"
     dtype = "bfloat16" if args.gpu else "float32"
-    loaded = load(model, source=source, dtype=dtype, device=device, attn_implementation="sdpa",
-                  max_pixels=args.max_pixels)
+    loaded = load_model(model, LoadSettings(source=source, dtype=dtype, device=device, attn_implementation="sdpa",
+                                            max_pixels=args.max_pixels))
     reason = batch_support(loaded)
     if reason:
         return [{"model": model, "source": source, "B": b, "note": reason} for b in batches]

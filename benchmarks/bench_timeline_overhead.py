@@ -6,11 +6,13 @@ Per model, the same windows of the events probe video are captioned, taking turn
 - workbench, default settings: quality.timeline.caption_timeline with track_memory=True (04's default: on CPU
   the first call is tracked through its first decoder calls, see memory.tracker.FirstStepsPeak);
 - workbench, memory off: the same with track_memory=False.
-Medians of the rounds and the ratios to bare are printed, with the machine's CPU and load average. The bare
-loop's captions are checked against the timeline's (same tokens, so equal work).
+Medians of the rounds and the ratios to bare are printed (in brackets the median of each round's own ratio),
+with the machine's CPU and load average. The bare loop's captions are checked against the timeline's (same
+tokens, so equal work).
 
 Run: .venv/bin/python benchmarks/bench_timeline_overhead.py [--repeats 5] [--threads 1]
-     [--models qwen2-vl-2b:tiny:bfloat16 twin-qwen2-vl-video:trained:float32]
+     [--models qwen2-vl-2b:tiny:bfloat16 twin-qwen2-vl-video:trained:float32 qwen2-vl-2b-midsize:random:float32]
+     [--video probe:events or a path]
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ def bare_pass(loaded, path: str, window_indices: list[list[int]], generate_kwarg
     import numpy as np
     import torch
 
+    from workbench.models.base import vocabulary_limit
+
     adapter = loaded.adapter
+    if loaded.settings.source == "random":  # as describe(): random weights write through the twin's tokenizer
+        generate_kwargs = {**generate_kwargs, "logits_processor": vocabulary_limit(len(loaded.processor.tokenizer))}
     start = time.perf_counter()
     reader = decord.VideoReader(path)
     fps = reader.get_avg_fps()
@@ -84,7 +90,8 @@ def main() -> None:
     import torch
 
     from workbench import inputs, video
-    from workbench.models import GenerationSettings, LoadSettings, load
+    from bench_batch import load_model
+    from workbench.models import GenerationSettings, LoadSettings
     from workbench.models.base import quiet_transformers
     from workbench.quality.timeline import TimelineSettings
 
@@ -102,31 +109,40 @@ def main() -> None:
           f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} at the start")
     print(f"# {args.video}: {len(window_indices)} windows of {default.window_s:g} s, {default.frames_per_window} "
           f"frames each, max_new_tokens {default.max_new_tokens}, greedy; median of {args.repeats} rounds, "
-          f"the three passes taking turns in each round")
-    print("| model (weights) | bare s | workbench default s | ratio | workbench memory off s | ratio | "
-          "peak memory (default) |")
+          f"the three passes taking turns in each round (the order rotating from round to round)")
+    print("| model (weights) | bare s | workbench default s | ratio (median of rounds' ratios) | "
+          "workbench memory off s | ratio (median of rounds' ratios) | peak memory (default) |")
     print("|---|---|---|---|---|---|---|")
     for entry in args.models:
         model_id, source, dtype = entry.split(":")
         with quiet_transformers():
-            loaded = load(model_id, LoadSettings(source=source, dtype=dtype))
+            loaded = load_model(model_id, LoadSettings(source=source, dtype=dtype))  # bench_batch.VARIANTS too
         bare_pass(loaded, path, window_indices[:1], generate_kwargs)  # warm-up: first generate, first decode
         timeline_pass(loaded, path, TimelineSettings(max_seconds=1.0, max_new_tokens=2))
         times: dict[str, list[float]] = {"bare": [], "default": [], "off": []}
         peak = None
-        for _ in range(args.repeats):
-            seconds, bare_captions = bare_pass(loaded, path, window_indices, generate_kwargs)
-            times["bare"].append(seconds)
-            seconds, captions, timeline = timeline_pass(loaded, path, default)
-            times["default"].append(seconds)
-            peak = timeline.peak_bytes
-            if captions != bare_captions:
+        captions: dict[str, list[str]] = {}
+        passes = ["bare", "default", "off"]
+        for round_ in range(args.repeats):
+            for name in passes[round_ % 3:] + passes[:round_ % 3]:  # each pass first, second and third in turn
+                if name == "bare":
+                    seconds, captions[name] = bare_pass(loaded, path, window_indices, generate_kwargs)
+                else:
+                    seconds, captions[name], timeline = timeline_pass(loaded, path,
+                                                                      default if name == "default" else untracked)
+                    if name == "default":
+                        peak = timeline.peak_bytes
+                times[name].append(seconds)
+            if not captions["bare"] == captions["default"] == captions["off"]:
                 raise RuntimeError(f"{model_id}: the bare loop and the timeline wrote different captions")
-            times["off"].append(timeline_pass(loaded, path, untracked)[0])
         loaded.unload()
         bare, ours, off = (statistics.median(times[k]) for k in ("bare", "default", "off"))
-        print(f"| {model_id} ({source}, {dtype}) | {bare:.3f} | {ours:.3f} | {ours / bare:.3f} | {off:.3f} | "
-              f"{off / bare:.3f} | {peak / 2**20:.2f} MiB |", flush=True)
+        # the median of each round's own ratio as well: a round's three passes ran within seconds of each other,
+        # so a machine that speeds up or slows down between rounds moves all three together
+        paired = {k: statistics.median(a / b for a, b in zip(times[k], times["bare"])) for k in ("default", "off")}
+        print(f"| {model_id} ({source}, {dtype}) | {bare:.3f} | {ours:.3f} | {ours / bare:.3f} "
+              f"({paired['default']:.3f}) | {off:.3f} | {off / bare:.3f} ({paired['off']:.3f}) | "
+              f"{peak / 2**20:.2f} MiB |", flush=True)
     load_after = os.getloadavg()
     print(f"# load average {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} at the end; "
           f"video span {span:g} s")

@@ -50,29 +50,26 @@ def qwen_tokenizer(lines: list[str]) -> Any:
                            chat_template=qwen2_vl.CHAT_TEMPLATE, vocab_size=512, lines=lines)
 
 
-def qwen_processor(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
+def qwen_processor(tokenizer: Any, recipe: "Recipe") -> Any:
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
     from workbench.models import qwen2_vl
 
-    processing = qwen_processing(recipe.max_pixels if recipe is not None else QWEN_MAX_PIXELS)
+    processing = qwen_processing(recipe.max_pixels)
     return Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**processing),
                             video_processor=Qwen2VLVideoProcessor(**processing), tokenizer=tokenizer,
                             chat_template=qwen2_vl.CHAT_TEMPLATE)
 
 
-def qwen_config(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
-    """Qwen2VLConfig: a small Qwen2 LLM (head_dim 32; 2 layers of 128 by default) and a small ViT (2 blocks of 64).
-
-    The sizes are the recipe's (`text_width`, `text_layers`, `vision_width`, `vision_depth`).
-    """
+def qwen_config(tokenizer: Any, recipe: "Recipe") -> Any:
+    """Qwen2VLConfig: a small Qwen2 LLM (head_dim 32) and a small ViT, of the recipe's sizes (`text_width`,
+    `text_layers`, `vision_width`, `vision_depth`) and rotary base (`rope_theta`)."""
     from transformers import Qwen2VLConfig
 
     from workbench.models.qwen2_vl import ADAPTER
 
-    text_width, text_layers = (recipe.text_width, recipe.text_layers) if recipe is not None else (128, 2)
-    vision_width, vision_depth = (recipe.vision_width, recipe.vision_depth) if recipe is not None else (64, 2)
-    rope_theta = recipe.rope_theta if recipe is not None else 10000.0
+    text_width, text_layers = recipe.text_width, recipe.text_layers
+    vision_width, vision_depth = recipe.vision_width, recipe.vision_depth
     return Qwen2VLConfig(
         text_config={
             "vocab_size": len(tokenizer), "hidden_size": text_width, "intermediate_size": 2 * text_width,
@@ -80,7 +77,7 @@ def qwen_config(tokenizer: Any, recipe: "Recipe | None" = None) -> Any:
             "num_attention_heads": text_width // 32, "num_key_value_heads": max(1, text_width // 64),
             "max_position_embeddings": 4096,
             "rms_norm_eps": 1e-6,
-            "rope_parameters": {"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": rope_theta},
+            "rope_parameters": {"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": recipe.rope_theta},
             "bos_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },

@@ -45,6 +45,9 @@ def card_text(card: dict[str, Any]) -> str:
         f"(docs/twins.md says how busy it was)"
         + (f" ({card['train_cpu_seconds'] / 60:.1f} min of CPU time)" if card.get("train_cpu_seconds") else ""),
     ]
+    if recipe.get("temporal_init", "random") == "difference":
+        lines.append("- the ViT's temporal patch embedding started with half its channels on the sum of each frame "
+                     "pair and half on their difference (`temporal_init`), then trained like the rest")
     if recipe.get("select_best"):
         lines.append(f"- kept the weights of step {card['kept_step']} (lowest validation loss on "
                      f"{len(data['val_seeds'])} validation scenes) of {card.get('steps_run', recipe['steps'])} steps run"

@@ -47,6 +47,9 @@ class Recipe:
     max_pixels: int = 112 * 168  # Qwen2-VL's longest_edge: 320x240 frames become 112x140 (4x5 LLM tokens per pair)
     motion_weight: float = 1.0  # loss weight of the tokens of change clauses ("moves ... towards ...") vs the rest
     change_repeat: int = 1  # windows whose sentence has a change clause come this many times in each epoch
+    # the ViT's patch embedding at init: "random" (each frame of a temporal patch its own weights) or
+    # "difference" (half the channels see the two frames' sum, half their difference: motion is visible from step 0)
+    temporal_init: str = "random"
     threads: int = 0  # CPU threads to train on (0: train.TRAIN_THREADS); the same count gives the same weights
     prompt: str = "Describe this second of the video."
     max_new_tokens: int = 64
@@ -58,11 +61,12 @@ class Recipe:
 
 CAST: dict[str, Recipe] = {r.name: r for r in (
     # 3000 training scenes, a 3-block 96-wide ViT on 168 x 224 frames (6 x 8 LLM tokens per frame pair) and a
-    # rotary base of 100, so the grid's rows and columns turn the LLM's rotary phases measurably (docs/twins.md)
+    # rotary base of 100, so the grid's rows and columns turn the LLM's rotary phases measurably; the patch
+    # embedding starts with half its channels on the two frames' difference (docs/twins.md, fourth round)
     Recipe("twin-qwen2-vl-video", "qwen2_vl", "video twin: sees two frames per second, says what moves where",
            "reference", 2, steps=3400, warmup_steps=100, vision_lr_scale=0.3, weight_decay=0.1,
            n_train_scenes=3000, eval_every=250, select_best=True, threads=2, vision_width=96, vision_depth=3,
-           max_pixels=168 * 224, rope_theta=100.0),
+           max_pixels=168 * 224, rope_theta=100.0, temporal_init="difference"),
     Recipe("twin-blip2-frame", "blip2", "per-frame twin: one frame per second as an image, no motion",
            "frame", 1, steps=250, prompt=""),
     Recipe("twin-qwen2-vl-generic", "qwen2_vl", "generic twin: trained on vague sentences that fit any scene",

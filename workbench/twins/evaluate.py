@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # The demo's probe videos (seed 0 of the three default scenarios): never trained on (another scenario).
 DEMO_VIDEOS = ("static", "moving", "events")
-POINTING_SCENES = 6  # test scenes of the pointing game (every window, every object word)
+POINTING_SCENES = 20  # test scenes of the pointing game (every window, every object word): all of them
 SCORE_KEYS = ("success_rate", "fact_recall", "hallucination_rate", "recall_colour", "recall_shape",
               "recall_motion", "recall_appears", "recall_disappears", "recall_changes_colour", "genericness",
               "specificity", "staticness", "bleu_4", "rouge_l", "cider", "mean_length", "quality_score")

@@ -190,6 +190,29 @@ def change_weights(tokenizer: Any, sentence: str, weight: float) -> list[float]:
             for start, end in encoded["offset_mapping"]]
 
 
+def init_temporal_patches(model: Any, how: str) -> None:
+    """Set the ViT's temporal patch embedding (a Conv3d over `temporal_patch_size` frames) for `how`.
+
+    "difference": frame 2's weights equal frame 1's for the first half of the output channels (they see the
+    frames' sum) and their negation for the second half (they see the difference, which is zero wherever
+    nothing changed), so what moves stands out before any training. Only the init: training changes both.
+    """
+    import torch
+
+    if how != "difference":
+        raise ValueError(f"unknown temporal_init {how!r}; use random or difference")
+    embed = getattr(getattr(getattr(model, "model", model), "visual", None), "patch_embed", None)
+    proj = getattr(embed, "proj", None)
+    if not isinstance(proj, torch.nn.Conv3d) or proj.weight.shape[2] != 2:
+        raise ValueError(f"temporal_init {how!r} needs a ViT whose patch embedding spans two frames "
+                         f"(Qwen2-VL's Conv3d); {type(model).__name__} has none")
+    with torch.no_grad():
+        weight = proj.weight  # (out, channels, frames, height, width)
+        half = weight.shape[0] // 2
+        weight[:half, :, 1] = weight[:half, :, 0]
+        weight[half:, :, 1] = -weight[half:, :, 0]
+
+
 def step_loss(model: Any, batch: dict[str, "torch.Tensor"]) -> "torch.Tensor":
     """The model's next-token loss, weighted per token when the batch carries `loss_weights`."""
     import torch
@@ -273,6 +296,8 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     config = pieces["config"](tokenizer, recipe_)
     model_cls = getattr(transformers, pieces["model_class"])
     model = model_cls._from_config(config, dtype=torch.float32)
+    if recipe_.temporal_init != "random":
+        init_temporal_patches(model, recipe_.temporal_init)
     log(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters; encoding "
         f"{len(train_windows)} training windows ({recipe_.n_train_scenes} scenes)")
     encoded = encode_scenes(recipe_, processor, train_seeds, progress=log)
