@@ -5,7 +5,9 @@ damaged file either fails with an opaque C++ message, silently returns fewer fra
 claims, or returns concealed garbage or wrong frames without complaint (benchmarks/decord_integrity.py
 and docs/video_benchmark.md list the cases). The check reads the packet index (no decoding) and then
 decodes, strictly, just the groups of pictures that hold the requested frames; decord then decodes and
-resizes those frames, and its pictures are compared with PyAV's. Any problem with the file becomes a
+resizes those frames, and its pictures are compared with PyAV's. (On a file's first read the strict
+decode's own frames are returned instead, once decord has been seen to give the same pixels for one of
+them: `_first_read`; a rerun gets the same pixels either way.) Any problem with the file becomes a
 `VideoError` that names it and what is wrong.
 
 The check is done once per file (`verify="once"`, the default): the packet index and a fingerprint of every
@@ -347,6 +349,57 @@ def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) 
     return fingerprints
 
 
+def _first_read(
+    path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int]
+) -> tuple[dict[int, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """The strict check of a first read, keeping the wanted frames as well: (fingerprints, (frames, starts)).
+
+    The check decodes the same groups of pictures decord would, so decoding them again with decord doubles
+    a first read's cost. Its frames are returned instead when decord gives the same pixels for this file:
+    decord decodes the one wanted frame nearest after a keyframe and must match it byte for byte (the
+    codec's output is exact and one conversion serves the whole stream), and the timestamps are decord's
+    own. Otherwise (a mismatch, a resized or rotated read, decord failing) (frames, starts) is None and the caller
+    reads with decord as on any later call, so a rerun gets the same pixels either way.
+    """
+    info = index.info
+    resize = size != (info.width, info.height)
+    positions: dict[int, list[int]] = {}
+    for position, frame_index in enumerate(indices):
+        positions.setdefault(frame_index, []).append(position)
+    fingerprints: dict[int, np.ndarray] = {}
+    # Only frames at the stored size: PyAV's scaler does not match decord's to the byte (bicubic is closest,
+    # 3 grey levels at most), and a rotated file goes to PyAV anyway.
+    keep_pixels = info.rotation_deg == 0 and not resize
+    frames = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8) if keep_pixels else None
+
+    def passed(frame_index: int, frame) -> None:
+        fingerprints[frame_index] = _fingerprint_frame(frame)
+
+    def keep(frame_index: int, frame) -> None:
+        fingerprints[frame_index] = _fingerprint_frame(frame)
+        if frames is not None:
+            frames[positions[frame_index]] = frame.to_ndarray(format="rgb24")
+
+    _decode_strict(path, index, sorted(positions), keep, passed=passed)
+    if frames is None:
+        return fingerprints, None
+    decord = import_decord()
+    nearest = min(positions, key=lambda i: (i - _keyframe_before(index, i), i))
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+        if len(reader) != info.n_frames:
+            return fingerprints, None
+        theirs = _as_numpy(reader.get_batch([nearest]))
+        starts = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64)[:, 0]
+    except (decord.DECORDError, RuntimeError):
+        return fingerprints, None
+    if theirs.shape != (1, size[1], size[0], 3) or not np.array_equal(theirs[0], frames[positions[nearest][0]]):
+        return fingerprints, None
+    if not np.all(np.isfinite(starts)) or np.any(starts < 0):
+        starts = _fallback_starts(index, indices)
+    return fingerprints, (frames, starts)
+
+
 def _decode_pyav(
     path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -644,19 +697,25 @@ def _read(
         raise VideoError(path, str(err)) from err
     reason = _pyav_reason(info)
     if reason is None:
-        references = None
+        references, read = None, None
         if verify != "off":
             unverified = sorted(set(indices) - set(known.fingerprints))
-            if unverified:
+            if unverified and len(unverified) == len(set(indices)):  # nothing verified yet: a first read
+                fingerprints, read = _first_read(path, index, indices, size)
+                known.remember(fingerprints)
+            elif unverified:
                 known.remember(_reference_fingerprints(path, index, unverified))
             references = known.fingerprints
-        try:
-            frames, starts = _decode(path, index, indices, size)
-            if references is not None:
-                _check_same_pictures(info, indices, frames, references)
-        except _DecordFailed as failure:
-            frames = None  # release decord's frames before PyAV allocates its own
-            reason = str(failure)
+        if read is not None:
+            frames, starts = read
+        else:
+            try:
+                frames, starts = _decode(path, index, indices, size)
+                if references is not None:
+                    _check_same_pictures(info, indices, frames, references)
+            except _DecordFailed as failure:
+                frames = None  # release decord's frames before PyAV allocates its own
+                reason = str(failure)
     known.save()
     if reason is not None:
         frames, starts = _decode_pyav(path, index, indices, size)
