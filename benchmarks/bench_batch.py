@@ -32,18 +32,13 @@ def load_model(model: str, settings: Any) -> Any:
         from workbench.models import load
 
         return load(model, settings)
-    import dataclasses
-
     from workbench.memory import probe
-    from workbench.models import get
-    from workbench.models.configs import merge_config
 
     registered, overrides = VARIANTS[model]
-    if settings.source != "random":
-        raise ValueError(f"{model} changes the architecture, so it needs random weights, not {settings.source!r}")
-    adapter, spec = get(registered)
-    return adapter.load(dataclasses.replace(spec, config=merge_config(spec.config, getattr(probe, overrides))),
-                        settings)
+    # the probe's own resolution: it merges the overrides and refuses them for weights that are not random
+    adapter, spec = probe.resolve_model(probe.ProbeConfig(model=registered, load=settings,
+                                                          config_overrides=getattr(probe, overrides)))
+    return adapter.load(spec, settings)
 
 
 def windows(n: int, frames_per_window: int, size: tuple[int, int] | None) -> list[Any]:

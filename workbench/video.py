@@ -350,39 +350,32 @@ def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) 
 
 
 def _first_read(
-    path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int]
+    path: Path, index: _StreamIndex, indices: list[int]
 ) -> tuple[dict[int, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
-    """The strict check of a first read, keeping the wanted frames as well: (fingerprints, (frames, starts)).
+    """The strict check of a first read at the stored size, keeping the wanted frames as well:
+    (fingerprints, (frames, starts)).
 
     The check decodes the same groups of pictures decord would, so decoding them again with decord doubles
     a first read's cost. Its frames are returned instead when decord gives the same pixels for this file:
     decord decodes the one wanted frame nearest after a keyframe and must match it byte for byte (the
     codec's output is exact and one conversion serves the whole stream), and the timestamps are decord's
-    own. Otherwise (a mismatch, a resized or rotated read, decord failing) (frames, starts) is None and the caller
-    reads with decord as on any later call, so a rerun gets the same pixels either way.
+    own. Otherwise (a mismatch, decord failing) (frames, starts) is None and the caller reads with decord as
+    on any later call, so a rerun gets the same pixels either way. Resized reads are not taken here: PyAV's
+    scaler does not match decord's to the byte (bicubic is closest, 3 grey levels at most).
     """
     info = index.info
-    resize = size != (info.width, info.height)
-    positions: dict[int, list[int]] = {}
-    for position, frame_index in enumerate(indices):
-        positions.setdefault(frame_index, []).append(position)
+    positions = _positions(indices)
     fingerprints: dict[int, np.ndarray] = {}
-    # Only frames at the stored size: PyAV's scaler does not match decord's to the byte (bicubic is closest,
-    # 3 grey levels at most), and a rotated file goes to PyAV anyway.
-    keep_pixels = info.rotation_deg == 0 and not resize
-    frames = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8) if keep_pixels else None
+    frames = np.empty((len(indices), info.height, info.width, 3), dtype=np.uint8)
 
     def passed(frame_index: int, frame) -> None:
         fingerprints[frame_index] = _fingerprint_frame(frame)
 
     def keep(frame_index: int, frame) -> None:
-        fingerprints[frame_index] = _fingerprint_frame(frame)
-        if frames is not None:
-            frames[positions[frame_index]] = frame.to_ndarray(format="rgb24")
+        passed(frame_index, frame)
+        frames[positions[frame_index]] = frame.to_ndarray(format="rgb24")
 
     _decode_strict(path, index, sorted(positions), keep, passed=passed)
-    if frames is None:
-        return fingerprints, None
     decord = import_decord()
     nearest = min(positions, key=lambda i: (i - _keyframe_before(index, i), i))
     try:
@@ -390,14 +383,20 @@ def _first_read(
         if len(reader) != info.n_frames:
             return fingerprints, None
         theirs = _as_numpy(reader.get_batch([nearest]))
-        starts = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64)[:, 0]
+        starts = _decord_starts(reader, index, indices)
     except (decord.DECORDError, RuntimeError):
         return fingerprints, None
-    if theirs.shape != (1, size[1], size[0], 3) or not np.array_equal(theirs[0], frames[positions[nearest][0]]):
+    if theirs.shape != (1, *frames.shape[1:]) or not np.array_equal(theirs[0], frames[positions[nearest][0]]):
         return fingerprints, None
-    if not np.all(np.isfinite(starts)) or np.any(starts < 0):
-        starts = _fallback_starts(index, indices)
     return fingerprints, (frames, starts)
+
+
+def _positions(indices: list[int]) -> dict[int, list[int]]:
+    """Each distinct frame index -> its positions in `indices` (repeats allowed)."""
+    positions: dict[int, list[int]] = {}
+    for position, frame_index in enumerate(indices):
+        positions.setdefault(frame_index, []).append(position)
+    return positions
 
 
 def _decode_pyav(
@@ -411,9 +410,7 @@ def _decode_pyav(
     turns = info.rotation_deg // 90
     stored_width, stored_height = (size[1], size[0]) if turns % 2 else size
     frames = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8)
-    positions: dict[int, list[int]] = {}
-    for position, frame_index in enumerate(indices):
-        positions.setdefault(frame_index, []).append(position)
+    positions = _positions(indices)
 
     def keep(frame_index: int, frame) -> None:
         rgb = frame.reformat(width=stored_width, height=stored_height, format="rgb24").to_ndarray()
@@ -623,13 +620,19 @@ def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int
                     raise _DecordFailed(f"decord returned {chunk.shape} {chunk.dtype} frames, expected "
                                         f"(T, {size[1]}, {size[0]}, 3) uint8")
                 frames[start : start + len(chunk)] = chunk
-        starts = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64)[:, 0]
+        starts = _decord_starts(reader, index, indices)
     except (decord.DECORDError, RuntimeError) as err:
         raise _DecordFailed(f"decord failed ({_short(err)})") from err
+    return frames, starts
+
+
+def _decord_starts(reader, index: _StreamIndex, indices: list[int]) -> np.ndarray:
+    """decord's start times of `indices`, or the packet index's where decord's make no sense."""
+    starts = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64)[:, 0]
     if not np.all(np.isfinite(starts)) or np.any(starts < 0):
         # Some containers (AVI) carry no presentation times; decord then reports nonsense.
         starts = _fallback_starts(index, indices)
-    return frames, starts
+    return starts
 
 
 def _as_numpy(batch) -> np.ndarray:
@@ -700,8 +703,9 @@ def _read(
         references, read = None, None
         if verify != "off":
             unverified = sorted(set(indices) - set(known.fingerprints))
-            if unverified and len(unverified) == len(set(indices)):  # nothing verified yet: a first read
-                fingerprints, read = _first_read(path, index, indices, size)
+            first = len(unverified) == len(set(indices))  # nothing verified yet
+            if first and info.rotation_deg == 0 and size == (info.width, info.height):
+                fingerprints, read = _first_read(path, index, indices)
                 known.remember(fingerprints)
             elif unverified:
                 known.remember(_reference_fingerprints(path, index, unverified))
