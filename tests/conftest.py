@@ -8,8 +8,11 @@ out, `pytest -m slow` runs only them, and tests named on the command line run wh
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,54 @@ SLOW_TESTS = {
     "tests/memory/test_predictor.py::test_tiny_twin_of_each_other_vision_tower_measures_close_to_its_prediction",
     "tests/test_video.py::test_memory_grows_with_frames_asked_for_not_video_length",
 }
+
+
+# pytest-timeout's limit (pyproject.toml) raises in the test from a signal handler, which never runs while native
+# code holds the interpreter (a decoder stuck in C, say). Past this backstop the worker writes every thread's
+# Python traceback to a file the summary prints, and exits: xdist reports the test as crashed and goes on with a
+# new worker.
+HANG_BACKSTOP_S = int(os.environ.get("WORKBENCH_TEST_HANG_S", 1200))
+_HANG_DIR = "WORKBENCH_TEST_HANG_DIR"
+_terminal_stderr = sys.stderr
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _terminal_stderr
+    _terminal_stderr = os.fdopen(os.dup(2), "w")
+    if getattr(config.option, "numprocesses", None) and _HANG_DIR not in os.environ:  # xdist's workers inherit it
+        os.environ[_HANG_DIR] = tempfile.mkdtemp(prefix="workbench-test-hangs-")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:  # one process: the traceback goes to the terminal
+        faulthandler.dump_traceback_later(HANG_BACKSTOP_S, exit=True, file=_terminal_stderr)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        return
+    with open(Path(os.environ[_HANG_DIR]) / f"{worker}-{os.getpid()}.txt", "a") as dump:
+        dump.write(f"{item.nodeid} ran past {HANG_BACKSTOP_S} s:\n")
+        dump.flush()
+        faulthandler.dump_traceback_later(HANG_BACKSTOP_S, exit=True, file=dump)
+        try:
+            yield
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+            dump.truncate(0)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or _HANG_DIR not in os.environ:  # the controller prints what workers left
+        return
+    folder = Path(os.environ[_HANG_DIR])
+    for dump in sorted(folder.glob("*.txt")):
+        if text := dump.read_text().strip():
+            terminalreporter.write_sep("=", f"hung test ({dump.stem})")
+            terminalreporter.write_line(text)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _is_slow(item: pytest.Item) -> bool:
