@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.models.base import (CLIP_DURATION_S, CaptionRecord, FamilyAdapter, GenerationSettings,
-                                   free_memory, resample_frames, vocabulary_limit)
+                                   free_memory, resample_frames, seed_generation, vocabulary_limit)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -190,7 +190,7 @@ def _generate(loaded: "LoadedModel", prepared: list[dict[str, Any]],
     try:
         inputs = loaded.adapter.move_inputs(collate(prepared, pad_id(loaded)), loaded)
         width = int(inputs["input_ids"].shape[-1])
-        torch.manual_seed(generation.seed)
+        seed_generation(generation.seed, loaded.report.device)
         kwargs = generation.generate_kwargs()
         kwargs.setdefault("pad_token_id", pad_id(loaded))
         if loaded.settings.source == "random":

@@ -19,6 +19,7 @@ from workbench.models.base import (
     LoadSettings,
     ModelSpec,
     free_memory,
+    seed_generation,
 )
 from workbench.models.geometry import VisualGeometry, image_side, per_frame_geometry
 from workbench.models.tiny import train_tokenizer
@@ -326,7 +327,7 @@ class Blip2Adapter(FamilyAdapter):
             for group in groups:
                 inputs = self.move_inputs(self.build_inputs(loaded, frames[group], None, prompt), loaded)
                 n_input += int(inputs["input_ids"].numel())
-                torch.manual_seed(generation.seed)
+                seed_generation(generation.seed, loaded.report.device)
                 with torch.inference_mode():
                     output = loaded.model.generate(**inputs, **generation.generate_kwargs())
                 new_tokens = self._new_tokens(loaded, output, int(inputs["input_ids"].shape[-1]))

@@ -287,7 +287,9 @@ def _thumbnail(frame: "np.ndarray", side: int) -> "np.ndarray":
     if scale >= 1.0:
         return np.ascontiguousarray(frame)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR))
+    # reducing_gap=1: box-average by the whole factor first, then bilinear for the rest (a third of the time
+    # of a bilinear resize alone, which filters every source pixel; the bench of 04's overhead counts it)
+    return np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR, reducing_gap=1.0))
 
 
 def _span(video_duration_s: float, max_seconds: float) -> float:
