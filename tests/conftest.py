@@ -8,6 +8,7 @@ out, `pytest -m slow` runs only them, and tests named on the command line run wh
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import shutil
@@ -60,7 +61,8 @@ _terminal_stderr = sys.stderr
 
 def pytest_configure(config: pytest.Config) -> None:
     global _terminal_stderr
-    _terminal_stderr = os.fdopen(os.dup(2), "w")
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # pytest captures fd 2 later: keep the terminal's
+        _terminal_stderr = os.fdopen(os.dup(2), "w")
     if getattr(config.option, "numprocesses", None) and _HANG_DIR not in os.environ:  # xdist's workers inherit it
         os.environ[_HANG_DIR] = tempfile.mkdtemp(prefix="workbench-test-hangs-")
 
@@ -68,22 +70,19 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is None:  # one process: the traceback goes to the terminal
-        faulthandler.dump_traceback_later(HANG_BACKSTOP_S, exit=True, file=_terminal_stderr)
+    # a worker's stderr is not shown: it writes to a file the controller's summary prints
+    with (open(Path(os.environ[_HANG_DIR]) / f"{worker}-{os.getpid()}.txt", "a") if worker
+          else contextlib.nullcontext(_terminal_stderr)) as out:
+        if worker:
+            out.write(f"{item.nodeid} ran past {HANG_BACKSTOP_S} s:\n")
+            out.flush()
+        faulthandler.dump_traceback_later(HANG_BACKSTOP_S, exit=True, file=out)
         try:
             yield
         finally:
             faulthandler.cancel_dump_traceback_later()
-        return
-    with open(Path(os.environ[_HANG_DIR]) / f"{worker}-{os.getpid()}.txt", "a") as dump:
-        dump.write(f"{item.nodeid} ran past {HANG_BACKSTOP_S} s:\n")
-        dump.flush()
-        faulthandler.dump_traceback_later(HANG_BACKSTOP_S, exit=True, file=dump)
-        try:
-            yield
-        finally:
-            faulthandler.cancel_dump_traceback_later()
-            dump.truncate(0)
+            if worker:
+                out.truncate(0)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
