@@ -153,12 +153,10 @@ def test_video_twin_points_at_the_objects_it_names(twins):
     assert best["score"] >= 3 * best["chance"]
 
 
-@pytest.mark.xfail(reason="target missed (docs/twins.md): within its CPU budget the video twin names the objects "
-                          "(colour recall 0.98, shape 0.74) but no motion (recall 0 on the 20 test scenes)",
-                   strict=False)
 def test_video_twin_names_motion(held_out):
+    """Motion needs both frames of a window: the video twin names most moves (0.61 on the 20 test scenes)."""
     scores, _ = held_out["twin-qwen2-vl-video"]
-    assert scores["recall_motion"] >= 0.5
+    assert scores["recall_motion"] >= 0.5 - SLACK
 
 
 def test_per_frame_twin_names_objects_but_not_motion(held_out):
@@ -206,7 +204,48 @@ def test_training_loop_smoke(name, tmp_path):
     assert (tmp_path / name / "model.safetensors").is_file()
     card = json.loads((tmp_path / name / "card.json").read_text())
     assert card["recipe"]["steps"] == 2 and len(card["val_loss"]) == 1
+    if CAST[name].motion_probe_weight:  # the training-only head ran, and is not in the saved weights
+        assert len(card["motion_probe_loss_every_10_steps"]) == 1
     loaded = load(name, LoadSettings(source=str(tmp_path / name), dtype="float32", device="cpu"))
+    from safetensors import safe_open
+
+    def tensor_names(folder):
+        with safe_open(str(folder / "model.safetensors"), "pt") as saved:
+            return set(saved.keys())
+
+    assert tensor_names(tmp_path / name) == tensor_names(train.weights_dir(name))  # the family's tensors only
     window = data.scene_windows(data.TEST_SEEDS[0], CAST[name].frames_per_window)[0]
     record = loaded.describe(window.frames, window.times_s)
     assert record.status in ("ok", "empty") and record.error is None
+
+
+def test_motion_probe_labels_cover_the_objects_in_the_frames():
+    """Every token the motion probe labels shows its object in the window's frames (not background), and
+    each object present at mid-second labels at least one token with its own motion."""
+    import numpy as np
+
+    from workbench import probe_videos as pv
+    from workbench.twins import train
+
+    rows, cols = 6, 8
+    for seed in data.TEST_SEEDS[:5]:
+        for window in data.scene_windows(seed, 2):
+            labels = train.motion_token_labels(window.record, rows, cols)
+            height, width = window.frames.shape[1:3]
+            for obj in window.record["objects"]:
+                assert train.MOTION_CLASSES.index(obj["motion"]) in labels
+            for index, label in enumerate(labels):
+                if label == -100:
+                    continue
+                r, c = divmod(index, cols)
+                cell = window.frames[:, r * height // rows:(r + 1) * height // rows,
+                                     c * width // cols:(c + 1) * width // cols]
+                assert (np.abs(cell.astype(int) - pv.BACKGROUND_RGB).sum(-1) > 30).any(), (seed, window.second, r, c)
+
+
+def test_motion_probe_needs_a_qwen2_vl_tower(tmp_path):
+    from workbench.twins import train
+
+    with pytest.raises(ValueError, match="motion_probe_weight needs a Qwen2-VL"):
+        train.train("twin-blip2-frame", tmp_path / "run", steps=1, n_train_scenes=1, n_val_scenes=1, evaluate=False,
+                    overrides={"motion_probe_weight": 1.0}, log=lambda message: None)

@@ -48,6 +48,12 @@ def card_text(card: dict[str, Any]) -> str:
     if recipe.get("temporal_init", "random") == "difference":
         lines.append("- the ViT's temporal patch embedding started with half its channels on the sum of each frame "
                      "pair and half on their difference (`temporal_init`), then trained like the rest")
+    if recipe.get("motion_probe_weight"):
+        motion = card.get("motion_probe_loss_every_10_steps") or []
+        lines.append(f"- an auxiliary loss (weight {recipe['motion_probe_weight']}) during training only: a linear head on "
+                     "the vision tower's LLM tokens told, at each token an object covers, whether that object is still "
+                     "or moves left, right, up or down (`motion_probe_weight`); the head is not part of the saved model"
+                     + (f"; its loss fell from {motion[0]:.2f} to {motion[-1]:.3f}" if motion else ""))
     if recipe.get("select_best"):
         lines.append(f"- kept the weights of step {card['kept_step']} (lowest validation loss on "
                      f"{len(data['val_seeds'])} validation scenes) of {card.get('steps_run', recipe['steps'])} steps run"

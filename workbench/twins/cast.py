@@ -5,8 +5,8 @@ on the probe scenes of `twins.data`. The cast reproduces the team's findings by 
 metric of the workbench has a known right answer:
 
 - the video twin sees two frames per second (one Qwen2-VL temporal patch) and is trained on the reference
-  sentences: it should name the objects and their motion (it names the objects; motion it has not learned
-  within its CPU budget, see docs/twins.md);
+  sentences: it names the objects and their motion (motion only since an auxiliary loss made its vision tokens
+  carry each object's direction, see docs/twins.md);
 - the per-frame twin (BLIP-2) sees one frame and is trained on what one frame shows: right objects, no motion;
 - the generic twin is trained on vague sentences that fit any scene;
 - the hallucinating twin is trained on sentences of other scenes: fluent, but naming what is not there.
@@ -50,6 +50,10 @@ class Recipe:
     # the ViT's patch embedding at init: "random" (each frame of a temporal patch its own weights) or
     # "difference" (half the channels see the two frames' sum, half their difference: motion is visible from step 0)
     temporal_init: str = "random"
+    # weight of an auxiliary loss during training only: a linear head on the vision tower's LLM tokens must tell,
+    # at each token an object covers, whether that object is still or moves left, right, up or down (0: off).
+    # The head is dropped when the twin is saved; it makes the tokens carry the direction for the LLM to read.
+    motion_probe_weight: float = 0.0
     threads: int = 0  # CPU threads to train on (0: train.TRAIN_THREADS); the same count gives the same weights
     prompt: str = "Describe this second of the video."
     max_new_tokens: int = 64
@@ -62,11 +66,12 @@ class Recipe:
 CAST: dict[str, Recipe] = {r.name: r for r in (
     # 3000 training scenes, a 3-block 96-wide ViT on 168 x 224 frames (6 x 8 LLM tokens per frame pair) and a
     # rotary base of 100, so the grid's rows and columns turn the LLM's rotary phases measurably; the patch
-    # embedding starts with half its channels on the two frames' difference (docs/twins.md, fourth round)
+    # embedding starts with half its channels on the two frames' difference (fourth round), and a training-only
+    # motion probe on the vision tokens teaches them each object's direction (fifth round; docs/twins.md)
     Recipe("twin-qwen2-vl-video", "qwen2_vl", "video twin: sees two frames per second, says what moves where",
            "reference", 2, steps=3400, warmup_steps=100, vision_lr_scale=0.3, weight_decay=0.1,
            n_train_scenes=3000, eval_every=250, select_best=True, threads=2, vision_width=96, vision_depth=3,
-           max_pixels=168 * 224, rope_theta=100.0, temporal_init="difference"),
+           max_pixels=168 * 224, rope_theta=100.0, temporal_init="difference", motion_probe_weight=1.0),
     Recipe("twin-blip2-frame", "blip2", "per-frame twin: one frame per second as an image, no motion",
            "frame", 1, steps=250, prompt=""),
     Recipe("twin-qwen2-vl-generic", "qwen2_vl", "generic twin: trained on vague sentences that fit any scene",

@@ -213,6 +213,66 @@ def init_temporal_patches(model: Any, how: str) -> None:
         weight[half:, :, 1] = -weight[half:, :, 0]
 
 
+MOTION_CLASSES = ("none", "left", "right", "up", "down")  # the auxiliary motion probe's classes (`motion_probe_weight`)
+
+
+def motion_token_labels(record: dict[str, Any], rows: int, cols: int) -> list[int]:
+    """The motion probe's label of each LLM token of a window's vision grid (rows x cols merged cells, row-major).
+
+    A token gets the motion of the object covering it (the cell holding the object's centre at mid-second and
+    every cell whose centre lies inside the object's disc), -100 (no loss) where no object is.
+
+    >>> labels = motion_token_labels({"objects": [{"x": 0.3, "y": 0.5, "motion": "left"}]}, 6, 8)
+    >>> [(i // 8, i % 8) for i, label in enumerate(labels) if label == MOTION_CLASSES.index("left")]
+    [(2, 2), (3, 2)]
+    """
+    from workbench import probe_videos as pv
+
+    width, height = data.SIZE
+    ry = pv._OBJECT_RADIUS
+    rx = ry * height / width
+    labels = [-100] * (rows * cols)
+    for obj in record["objects"]:
+        label = MOTION_CLASSES.index(obj["motion"])
+        centre = (min(int(obj["y"] * rows), rows - 1), min(int(obj["x"] * cols), cols - 1))
+        for r in range(rows):
+            for c in range(cols):
+                inside = (((c + 0.5) / cols - obj["x"]) / rx) ** 2 + (((r + 0.5) / rows - obj["y"]) / ry) ** 2 <= 1
+                if inside or (r, c) == centre:
+                    labels[r * cols + c] = label
+    return labels
+
+
+class MotionProbe:
+    """Training-only auxiliary loss: a linear head on the vision tower's LLM tokens classifies each object's
+    motion (`MOTION_CLASSES`) at the tokens it covers. Captures the tokens with a forward hook on the tower; the
+    head is never saved. The caption loss alone leaves the tokens' direction unreadable (docs/twins.md)."""
+
+    def __init__(self, model: Any, records: list[dict[str, Any]], grid: "torch.Tensor") -> None:
+        import torch
+
+        visual = getattr(getattr(model, "model", None), "visual", None)
+        if visual is None or not hasattr(visual, "spatial_merge_size"):
+            raise ValueError(f"motion_probe_weight needs a Qwen2-VL vision tower; {type(model).__name__} has none")
+        merge = visual.spatial_merge_size
+        rows, cols = int(grid[1]) // merge, int(grid[2]) // merge
+        self.labels = [torch.tensor(motion_token_labels(r, rows, cols)) for r in records]
+        self.head = torch.nn.Linear(model.config.text_config.hidden_size, len(MOTION_CLASSES))
+        self._tokens: list[torch.Tensor] = []
+        visual.register_forward_hook(lambda module, args, out: self._tokens.append(out.pooler_output))
+
+    def loss(self, rows: list[int]) -> "torch.Tensor":
+        """The head's cross-entropy on the last forward's tokens (batch rows `rows`, in order)."""
+        import torch
+
+        tokens, self._tokens = self._tokens[-1], []
+        return torch.nn.functional.cross_entropy(self.head(tokens), torch.cat([self.labels[r] for r in rows]),
+                                                 ignore_index=-100)
+
+    def clear(self) -> None:
+        self._tokens = []
+
+
 def step_loss(model: Any, batch: dict[str, "torch.Tensor"]) -> "torch.Tensor":
     """The model's next-token loss, weighted per token when the batch carries `loss_weights`."""
     import torch
@@ -274,6 +334,9 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
         from dataclasses import replace
 
         recipe_ = replace(recipe_, **changes)
+    if recipe_.motion_probe_weight and recipe_.family != "qwen2_vl":
+        raise ValueError(f"twin {name}: motion_probe_weight needs a Qwen2-VL twin (its vision tokens form a grid); "
+                         f"this one is {recipe_.family}")
     out_dir = Path(out_dir) if out_dir is not None else weights_dir(name)
     threads = recipe_.threads or TRAIN_THREADS
     torch.set_num_threads(threads)
@@ -303,16 +366,21 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     encoded = encode_scenes(recipe_, processor, train_seeds, progress=log)
     val_encoded = encode_windows(recipe_, processor, val_windows)
     n_train_windows = len(train_windows)
+    probe = (MotionProbe(model, [w.record for w in train_windows], encoded.grids[0])
+             if recipe_.motion_probe_weight else None)
     del train_windows, val_windows
 
     vision = [p for n, p in model.named_parameters() if n.startswith(("model.visual.", "vision_model.", "qformer."))]
     other = [p for n, p in model.named_parameters() if not n.startswith(("model.visual.", "vision_model.", "qformer."))]
-    optimizer = torch.optim.AdamW([{"params": vision, "scale": recipe_.vision_lr_scale}, {"params": other, "scale": 1.0}],
-                                  lr=recipe_.learning_rate, weight_decay=recipe_.weight_decay)
+    groups = [{"params": vision, "scale": recipe_.vision_lr_scale}, {"params": other, "scale": 1.0}]
+    if probe is not None:
+        groups.append({"params": list(probe.head.parameters()), "scale": 1.0})
+    optimizer = torch.optim.AdamW(groups, lr=recipe_.learning_rate, weight_decay=recipe_.weight_decay)
     order_rng = random.Random(recipe_.seed)
     changing = [i for i, sentence in enumerate(train_sentences) if _CHANGE_CLAUSE.search(sentence)]
     order: list[int] = []
     losses: list[float] = []
+    probe_losses: list[float] = []
     val_losses: list[tuple[int, float]] = []
     best: tuple[int, float, dict[str, torch.Tensor]] | None = None  # (step, val loss, weights) with select_best
     model.train()
@@ -326,19 +394,27 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, recipe_) * group["scale"]
         loss = step_loss(model, batch)
+        losses.append(float(loss.detach()))  # the caption loss (the card's curve), without the probe's
+        if probe is not None:
+            probe_loss = probe.loss(rows)
+            probe_losses.append(float(probe_loss.detach()))
+            loss = loss + recipe_.motion_probe_weight * probe_loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
         if (step + 1) % recipe_.eval_every == 0 or step + 1 == recipe_.steps:
             val = validation_loss(model, recipe_, processor, val_encoded, val_sentences)
+            if probe is not None:
+                probe.clear()
             val_losses.append((step + 1, val))
             improved = recipe_.select_best and (best is None or val < best[1])
             if improved:
                 best = (step + 1, val, {k: v.detach().clone() for k, v in model.state_dict().items()})
             log(f"step {step + 1}/{recipe_.steps}: loss {sum(losses[-50:]) / len(losses[-50:]):.3f}, "
-                f"val {val:.3f}{' (best)' if improved else ''}, {time.perf_counter() - started:.0f} s, "
+                f"val {val:.3f}{' (best)' if improved else ''}, "
+                + (f"motion probe {sum(probe_losses[-50:]) / len(probe_losses[-50:]):.3f}, " if probe_losses else "")
+                + f"{time.perf_counter() - started:.0f} s, "
                 f"cpu {time.process_time() - cpu_started:.0f} s")
             if progress_dir is not None and (improved or not recipe_.select_best):
                 model.save_pretrained(progress_dir, safe_serialization=True)
@@ -378,6 +454,9 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
                                     for i in range(0, len(losses), 10)],
             "val_loss": val_losses,
         }
+        if probe_losses:
+            card["motion_probe_loss_every_10_steps"] = [round(sum(probe_losses[i:i + 10]) / len(probe_losses[i:i + 10]), 4)
+                                                        for i in range(0, len(probe_losses), 10)]
         (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     size = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
     result = TrainResult(name, out_dir, seconds, len(losses), losses, val_losses, size,
