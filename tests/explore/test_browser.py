@@ -86,6 +86,23 @@ def jupyter_lab(tmp_path: Path):
         log.close()
 
 
+def watch_dialogs(page) -> list[str]:
+    """Answer any JupyterLab dialog that covers the page (e.g. a kernel restart notice on a loaded machine)
+    with its default button, so it cannot block a click; returns the list its texts are collected in."""
+    seen: list[str] = []
+
+    def answer(dialog) -> None:
+        seen.append(" ".join(dialog.inner_text().split())[:300])
+        accept = dialog.locator(".jp-Dialog-button.jp-mod-accept")
+        if accept.count():
+            accept.first.click()
+        else:
+            page.keyboard.press("Escape")
+
+    page.add_locator_handler(page.locator(".jp-Dialog"), answer)
+    return seen
+
+
 def run_first_cell(page, editor, attempts: int = 20) -> None:
     """Ctrl+Enter in the first cell until its prompt shows it ran ([*] or [1]): a keypress sent while the
     kernel connection is still settling can be dropped."""
@@ -121,6 +138,7 @@ def test_predict_memory_in_a_browser(jupyter_lab, tmp_path):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
+            dialogs = watch_dialogs(page)
             page.goto(f"{base}/lab/tree/explore.ipynb?token={token}")
             editor = page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first
             editor.wait_for(timeout=120_000)
@@ -146,8 +164,10 @@ def test_predict_memory_in_a_browser(jupyter_lab, tmp_path):
             status.get_by_text("Loaded qwen2-vl-2b").wait_for(timeout=180_000)
             assert "from tiny" in page.locator(".wb-panel-load").inner_text()
             page.screenshot(path=str(tmp_path / "explorer_loaded.png"), full_page=True)
-        except Exception:
+        except Exception as error:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)  # what the page showed
+            if dialogs:
+                error.add_note(f"JupyterLab showed {len(dialogs)} dialog(s): {dialogs}")
             raise
         finally:
             browser.close()
