@@ -234,6 +234,9 @@ def test_motion_probe_labels_cover_the_objects_in_the_frames():
             height, width = window.frames.shape[1:3]
             for obj in window.record["objects"]:
                 assert train.MOTION_CLASSES.index(obj["motion"]) in labels
+            shapes = train.motion_token_labels(window.record, rows, cols, "shape", pv.SHAPES)  # the object heads'
+            assert [label == -100 for label in shapes] == [label == -100 for label in labels]
+            assert {pv.SHAPES[label] for label in shapes if label != -100} == {o["shape"] for o in window.record["objects"]}
             for index, label in enumerate(labels):
                 if label == -100:
                     continue
@@ -249,3 +252,12 @@ def test_motion_probe_needs_a_qwen2_vl_tower(tmp_path):
     with pytest.raises(ValueError, match="motion_probe_weight needs a Qwen2-VL"):
         train.train("twin-blip2-frame", tmp_path / "run", steps=1, n_train_scenes=1, n_val_scenes=1, evaluate=False,
                     overrides={"motion_probe_weight": 1.0}, log=lambda message: None)
+
+
+def test_object_probe_needs_the_motion_probe():
+    from workbench.twins import cast
+
+    video = cast.recipe("twin-qwen2-vl-video")
+    assert video.motion_probe_weight and video.object_probe_weight  # the committed video twin uses both
+    with pytest.raises(ValueError, match="object_probe_weight adds heads to the motion probe"):
+        dataclasses.replace(video, motion_probe_weight=0.0)

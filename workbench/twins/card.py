@@ -52,8 +52,11 @@ def card_text(card: dict[str, Any]) -> str:
         motion = card.get("motion_probe_loss_every_10_steps") or []
         lines.append(f"- an auxiliary loss (weight {recipe['motion_probe_weight']}) during training only: a linear head on "
                      "the vision tower's LLM tokens told, at each token an object covers, whether that object is still "
-                     "or moves left, right, up or down (`motion_probe_weight`); the head is not part of the saved model"
-                     + (f"; its loss fell from {motion[0]:.2f} to {motion[-1]:.3f}" if motion else ""))
+                     "or moves left, right, up or down (`motion_probe_weight`)"
+                     + (f", and two more heads told its shape and its colour (weight {recipe['object_probe_weight']} "
+                        "each, `object_probe_weight`)" if recipe.get("object_probe_weight") else "")
+                     + "; the heads are not part of the saved model"
+                     + (f"; the probe's loss fell from {motion[0]:.2f} to {motion[-1]:.3f}" if motion else ""))
     if recipe.get("select_best"):
         lines.append(f"- kept the weights of step {card['kept_step']} (lowest validation loss on "
                      f"{len(data['val_seeds'])} validation scenes) of {card.get('steps_run', recipe['steps'])} steps run"

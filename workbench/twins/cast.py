@@ -54,6 +54,7 @@ class Recipe:
     # at each token an object covers, whether that object is still or moves left, right, up or down (0: off).
     # The head is dropped when the twin is saved; it makes the tokens carry the direction for the LLM to read.
     motion_probe_weight: float = 0.0
+    object_probe_weight: float = 0.0  # with the motion probe: two more heads (the object's shape, its colour), this weight
     threads: int = 0  # CPU threads to train on (0: train.TRAIN_THREADS); the same count gives the same weights
     prompt: str = "Describe this second of the video."
     max_new_tokens: int = 64
@@ -61,17 +62,22 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.steps <= 0 or self.batch_size <= 0 or self.frames_per_window <= 0:
             raise ValueError(f"twin {self.name}: steps, batch_size and frames_per_window must be positive")
+        if self.object_probe_weight and not self.motion_probe_weight:
+            raise ValueError(f"twin {self.name}: object_probe_weight adds heads to the motion probe; "
+                             "set motion_probe_weight too")
 
 
 CAST: dict[str, Recipe] = {r.name: r for r in (
     # 3000 training scenes, a 3-block 96-wide ViT on 168 x 224 frames (6 x 8 LLM tokens per frame pair) and a
     # rotary base of 100, so the grid's rows and columns turn the LLM's rotary phases measurably; the patch
     # embedding starts with half its channels on the two frames' difference (fourth round), and a training-only
-    # motion probe on the vision tokens teaches them each object's direction (fifth round; docs/twins.md)
+    # motion probe on the vision tokens teaches them each object's direction (fifth round), and two more probe
+    # heads their shape and colour (sixth round; docs/twins.md)
     Recipe("twin-qwen2-vl-video", "qwen2_vl", "video twin: sees two frames per second, says what moves where",
            "reference", 2, steps=3400, warmup_steps=100, vision_lr_scale=0.3, weight_decay=0.1,
            n_train_scenes=3000, eval_every=250, select_best=True, threads=2, vision_width=96, vision_depth=3,
-           max_pixels=168 * 224, rope_theta=100.0, temporal_init="difference", motion_probe_weight=1.0),
+           max_pixels=168 * 224, rope_theta=100.0, temporal_init="difference", motion_probe_weight=1.0,
+           object_probe_weight=0.2),
     Recipe("twin-blip2-frame", "blip2", "per-frame twin: one frame per second as an image, no motion",
            "frame", 1, steps=250, prompt=""),
     Recipe("twin-qwen2-vl-generic", "qwen2_vl", "generic twin: trained on vague sentences that fit any scene",

@@ -216,11 +216,13 @@ def init_temporal_patches(model: Any, how: str) -> None:
 MOTION_CLASSES = ("none", "left", "right", "up", "down")  # the auxiliary motion probe's classes (`motion_probe_weight`)
 
 
-def motion_token_labels(record: dict[str, Any], rows: int, cols: int) -> list[int]:
+def motion_token_labels(record: dict[str, Any], rows: int, cols: int, key: str = "motion",
+                        classes: tuple[str, ...] = MOTION_CLASSES) -> list[int]:
     """The motion probe's label of each LLM token of a window's vision grid (rows x cols merged cells, row-major).
 
-    A token gets the motion of the object covering it (the cell holding the object's centre at mid-second and
-    every cell whose centre lies inside the object's disc), -100 (no loss) where no object is.
+    A token gets the motion (or another field `key` of the object, e.g. its shape among `classes`) of the object
+    covering it (the cell holding the object's centre at mid-second and every cell whose centre lies inside the
+    object's disc), -100 (no loss) where no object is.
 
     >>> labels = motion_token_labels({"objects": [{"x": 0.3, "y": 0.5, "motion": "left"}]}, 6, 8)
     >>> [(i // 8, i % 8) for i, label in enumerate(labels) if label == MOTION_CLASSES.index("left")]
@@ -233,7 +235,7 @@ def motion_token_labels(record: dict[str, Any], rows: int, cols: int) -> list[in
     rx = ry * height / width
     labels = [-100] * (rows * cols)
     for obj in record["objects"]:
-        label = MOTION_CLASSES.index(obj["motion"])
+        label = classes.index(obj[key])
         centre = (min(int(obj["y"] * rows), rows - 1), min(int(obj["x"] * cols), cols - 1))
         for r in range(rows):
             for c in range(cols):
@@ -245,11 +247,15 @@ def motion_token_labels(record: dict[str, Any], rows: int, cols: int) -> list[in
 
 class MotionProbe:
     """Training-only auxiliary loss: a linear head on the vision tower's LLM tokens classifies each object's
-    motion (`MOTION_CLASSES`) at the tokens it covers. Captures the tokens with a forward hook on the tower; the
-    head is never saved. The caption loss alone leaves the tokens' direction unreadable (docs/twins.md)."""
+    motion (`MOTION_CLASSES`) at the tokens it covers, and with `object_weight` two more heads its shape and
+    colour. Captures the tokens with a forward hook on the tower; the heads are never saved. The caption loss
+    alone leaves the tokens' direction unreadable (docs/twins.md)."""
 
-    def __init__(self, model: Any, records: list[dict[str, Any]], grid: "torch.Tensor") -> None:
+    def __init__(self, model: Any, records: list[dict[str, Any]], grid: "torch.Tensor",
+                 object_weight: float = 0.0) -> None:
         import torch
+
+        from workbench import probe_videos as pv
 
         visual = getattr(getattr(model, "model", None), "visual", None)
         if visual is None or not hasattr(visual, "spatial_merge_size"):
@@ -257,7 +263,15 @@ class MotionProbe:
         merge = visual.spatial_merge_size
         rows, cols = int(grid[1]) // merge, int(grid[2]) // merge
         self.labels = [torch.tensor(motion_token_labels(r, rows, cols)) for r in records]
-        self.head = torch.nn.Linear(model.config.text_config.hidden_size, len(MOTION_CLASSES))
+        width = model.config.text_config.hidden_size
+        self.head = torch.nn.Linear(width, len(MOTION_CLASSES))
+        # with object_weight: two more heads, the covering object's shape and colour, weighted relative to motion
+        self.object_weight = object_weight
+        self.object_heads: list[tuple[torch.nn.Linear, list[torch.Tensor]]] = []
+        if object_weight:
+            for key, classes in (("shape", pv.SHAPES), ("colour", tuple(pv.PALETTE))):
+                labels = [torch.tensor(motion_token_labels(r, rows, cols, key, classes)) for r in records]
+                self.object_heads.append((torch.nn.Linear(width, len(classes)), labels))
         self._tokens: list[torch.Tensor] = []
         visual.register_forward_hook(lambda module, args, out: self._tokens.append(out.pooler_output))
 
@@ -266,8 +280,15 @@ class MotionProbe:
         import torch
 
         tokens, self._tokens = self._tokens[-1], []
-        return torch.nn.functional.cross_entropy(self.head(tokens), torch.cat([self.labels[r] for r in rows]),
+        loss = torch.nn.functional.cross_entropy(self.head(tokens), torch.cat([self.labels[r] for r in rows]),
                                                  ignore_index=-100)
+        for head, labels in self.object_heads:
+            loss = loss + self.object_weight * torch.nn.functional.cross_entropy(
+                head(tokens), torch.cat([labels[r] for r in rows]), ignore_index=-100)
+        return loss
+
+    def parameters(self) -> list["torch.nn.Parameter"]:
+        return [*self.head.parameters(), *(p for head, _ in self.object_heads for p in head.parameters())]
 
     def clear(self) -> None:
         self._tokens = []
@@ -366,7 +387,7 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     encoded = encode_scenes(recipe_, processor, train_seeds, progress=log)
     val_encoded = encode_windows(recipe_, processor, val_windows)
     n_train_windows = len(train_windows)
-    probe = (MotionProbe(model, [w.record for w in train_windows], encoded.grids[0])
+    probe = (MotionProbe(model, [w.record for w in train_windows], encoded.grids[0], recipe_.object_probe_weight)
              if recipe_.motion_probe_weight else None)
     del train_windows, val_windows
 
@@ -374,7 +395,7 @@ def train(name: str, out_dir: str | Path | None = None, *, steps: int | None = N
     other = [p for n, p in model.named_parameters() if not n.startswith(("model.visual.", "vision_model.", "qformer."))]
     groups = [{"params": vision, "scale": recipe_.vision_lr_scale}, {"params": other, "scale": 1.0}]
     if probe is not None:
-        groups.append({"params": list(probe.head.parameters()), "scale": 1.0})
+        groups.append({"params": probe.parameters(), "scale": 1.0})
     optimizer = torch.optim.AdamW(groups, lr=recipe_.learning_rate, weight_decay=recipe_.weight_decay)
     order_rng = random.Random(recipe_.seed)
     changing = [i for i, sentence in enumerate(train_sentences) if _CHANGE_CLAUSE.search(sentence)]
