@@ -450,15 +450,29 @@ def _sparse(image: np.ndarray) -> np.ndarray:
     return image[::step, ::step] if step > 1 else image
 
 
-def _fingerprint(luma: np.ndarray) -> np.ndarray:
-    """Means of an 8x8 grid of blocks of a (H, W) luma image: survives resizing, not a wrong frame."""
-    luma = _sparse(luma)
-    height, width = luma.shape
+def _block_sums(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sums (8, 8, C) uint64, pixel counts (8, 8)) of an 8x8 grid of blocks of a (H, W, C) uint8 image.
+
+    Where both sides divide by 8 (most frame sizes) the blocks are equal and the sums come from reshaped
+    views, 3-5 times faster than np.add.reduceat and the same integers; block i holds the pixels whose
+    index times 8 // side is i either way.
+    """
+    height, width = image.shape[:2]
+    if height % 8 == 0 and width % 8 == 0:
+        rows = image.reshape(8, height // 8, width, -1).sum(axis=1, dtype=np.uint32)
+        sums = rows.reshape(8, 8, width // 8, -1).sum(axis=2, dtype=np.uint64)
+        return sums, np.full((8, 8), (height // 8) * (width // 8))
     row_starts = np.searchsorted(np.arange(height) * 8 // height, np.arange(8))
     col_starts = np.searchsorted(np.arange(width) * 8 // width, np.arange(8))
-    sums = np.add.reduceat(np.add.reduceat(luma, row_starts, axis=0, dtype=np.float64), col_starts, axis=1)
-    counts = np.outer(np.diff(row_starts, append=height), np.diff(col_starts, append=width))
-    return sums / counts
+    sums = np.add.reduceat(np.add.reduceat(image, row_starts, axis=0, dtype=np.uint32), col_starts, axis=1,
+                           dtype=np.uint64)
+    return sums, np.outer(np.diff(row_starts, append=height), np.diff(col_starts, append=width))
+
+
+def _fingerprint(luma: np.ndarray) -> np.ndarray:
+    """Means of an 8x8 grid of blocks of a (H, W) luma image: survives resizing, not a wrong frame."""
+    sums, counts = _block_sums(_sparse(luma)[:, :, None])
+    return sums[:, :, 0] / counts
 
 
 def _fingerprint_frame(frame) -> np.ndarray:
@@ -483,13 +497,7 @@ def _fingerprint_rgb(rgb: np.ndarray) -> np.ndarray:
     Block means of luma are luma of the blocks' channel means (luma is linear), so the sums run on the
     uint8 pixels directly: no float copy of a whole frame (that cost 40 ms a 720p frame).
     """
-    rgb = _sparse(rgb)
-    height, width = rgb.shape[:2]
-    row_starts = np.searchsorted(np.arange(height) * 8 // height, np.arange(8))
-    col_starts = np.searchsorted(np.arange(width) * 8 // width, np.arange(8))
-    sums = np.add.reduceat(np.add.reduceat(rgb, row_starts, axis=0, dtype=np.uint32), col_starts, axis=1,
-                           dtype=np.uint64)
-    counts = np.outer(np.diff(row_starts, append=height), np.diff(col_starts, append=width))
+    sums, counts = _block_sums(_sparse(rgb))
     return (sums.astype(np.float64) @ np.array([0.299, 0.587, 0.114])) / counts
 
 
