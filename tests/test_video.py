@@ -603,3 +603,16 @@ def test_luma_fingerprint_from_the_y_plane_matches_the_rgb_one(index_video_25fps
                 assert np.abs(ours - theirs).mean() < 2.5 and np.abs(grey - theirs).mean() < 2.5
                 assert np.abs(ours - video._fingerprint_rgb(reader[(position + 10) % 100].asnumpy())).mean() \
                     > video._FINGERPRINT_TOLERANCE
+
+
+@pytest.mark.parametrize("height, width", [(240, 320), (272, 640), (144, 176), (301, 97), (16, 512), (9, 1000)])
+def test_block_sums_are_the_exact_sums_of_each_block(height, width):
+    rng = np.random.default_rng(height * width)
+    image = rng.integers(0, 256, (height, width + 5, 3), dtype=np.uint8)[:, :width]  # a padded view, as planes are
+    sums, counts = video._block_sums(image)
+    rows, cols = np.arange(height) * 8 // height, np.arange(width) * 8 // width
+    for r in range(8):
+        for c in range(8):
+            block = image[rows == r][:, cols == c]
+            assert counts[r, c] == block.shape[0] * block.shape[1]
+            assert (sums[r, c] == block.reshape(-1, 3).sum(axis=0, dtype=np.uint64)).all()
