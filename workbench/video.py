@@ -454,8 +454,9 @@ def _block_sums(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sums (8, 8, C) uint64, pixel counts (8, 8)) of an 8x8 grid of blocks of a (H, W, C) uint8 image.
 
     Where both sides divide by 8 (most frame sizes) the blocks are equal and the sums come from reshaped
-    views, 3-5 times faster than np.add.reduceat and the same integers; block i holds the pixels whose
-    index times 8 // side is i either way.
+    views: the same integers as np.add.reduceat, 2.4-4.7 times faster on the clips measured (not on a 720p
+    RGB frame's strided sparse view, 0.27 against 0.22 ms); block i holds the pixels whose index times
+    8 // side is i either way.
     """
     height, width = image.shape[:2]
     if height % 8 == 0 and width % 8 == 0:
