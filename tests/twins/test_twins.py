@@ -255,9 +255,7 @@ def test_motion_probe_needs_a_qwen2_vl_tower(tmp_path):
 
 
 def test_object_probe_needs_the_motion_probe():
-    from workbench.twins import cast
-
-    video = cast.recipe("twin-qwen2-vl-video")
+    video = CAST["twin-qwen2-vl-video"]
     assert video.motion_probe_weight and video.object_probe_weight  # the committed video twin uses both
     with pytest.raises(ValueError, match="object_probe_weight adds heads to the motion probe"):
         dataclasses.replace(video, motion_probe_weight=0.0)

@@ -262,33 +262,30 @@ class MotionProbe:
             raise ValueError(f"motion_probe_weight needs a Qwen2-VL vision tower; {type(model).__name__} has none")
         merge = visual.spatial_merge_size
         rows, cols = int(grid[1]) // merge, int(grid[2]) // merge
-        self.labels = [torch.tensor(motion_token_labels(r, rows, cols)) for r in records]
-        width = model.config.text_config.hidden_size
-        self.head = torch.nn.Linear(width, len(MOTION_CLASSES))
-        # with object_weight: two more heads, the covering object's shape and colour, weighted relative to motion
-        self.object_weight = object_weight
-        self.object_heads: list[tuple[torch.nn.Linear, list[torch.Tensor]]] = []
+        # (weight, head, each record's token labels): the motion head, then with object_weight the covering
+        # object's shape and colour, each weighted relative to motion
+        kinds = [(1.0, "motion", MOTION_CLASSES)]
         if object_weight:
-            for key, classes in (("shape", pv.SHAPES), ("colour", tuple(pv.PALETTE))):
-                labels = [torch.tensor(motion_token_labels(r, rows, cols, key, classes)) for r in records]
-                self.object_heads.append((torch.nn.Linear(width, len(classes)), labels))
+            kinds += [(object_weight, "shape", pv.SHAPES), (object_weight, "colour", tuple(pv.PALETTE))]
+        width = model.config.text_config.hidden_size
+        self.heads = [(weight, torch.nn.Linear(width, len(classes)),
+                       [torch.tensor(motion_token_labels(r, rows, cols, key, classes)) for r in records])
+                      for weight, key, classes in kinds]
         self._tokens: list[torch.Tensor] = []
         visual.register_forward_hook(lambda module, args, out: self._tokens.append(out.pooler_output))
 
     def loss(self, rows: list[int]) -> "torch.Tensor":
-        """The head's cross-entropy on the last forward's tokens (batch rows `rows`, in order)."""
+        """The heads' weighted cross-entropies on the last forward's tokens (batch rows `rows`, in order)."""
         import torch
 
         tokens, self._tokens = self._tokens[-1], []
-        loss = torch.nn.functional.cross_entropy(self.head(tokens), torch.cat([self.labels[r] for r in rows]),
-                                                 ignore_index=-100)
-        for head, labels in self.object_heads:
-            loss = loss + self.object_weight * torch.nn.functional.cross_entropy(
-                head(tokens), torch.cat([labels[r] for r in rows]), ignore_index=-100)
-        return loss
+        terms = [weight * torch.nn.functional.cross_entropy(head(tokens), torch.cat([labels[r] for r in rows]),
+                                                            ignore_index=-100)
+                 for weight, head, labels in self.heads]
+        return sum(terms[1:], terms[0])
 
     def parameters(self) -> list["torch.nn.Parameter"]:
-        return [*self.head.parameters(), *(p for head, _ in self.object_heads for p in head.parameters())]
+        return [p for _, head, _ in self.heads for p in head.parameters()]
 
     def clear(self) -> None:
         self._tokens = []
