@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench import video
+from workbench import video, video_cache
 from workbench.probe_videos import index_pattern, read_frame_index, write_index_video
 
 
@@ -529,10 +530,43 @@ def test_a_changed_file_is_checked_again(tmp_path, own_cache, monkeypatch):
     _write_index(path, "mp4", n_frames=20)  # same name, other content
     inspected = []
     real_inspect = video._inspect
-    monkeypatch.setattr(video, "_inspect", lambda p: inspected.append(p) or real_inspect(p))
+    monkeypatch.setattr(video, "_inspect", lambda p, *rest: inspected.append(p) or real_inspect(p, *rest))
     result = video.sample_uniform(path, 3)
     assert inspected and result.info.n_frames == 20
     assert_consistent(result, 10.0, 120, 160)
+
+
+def _open_descriptors(path: Path) -> int:
+    """How many of this process's file descriptors point at `path` (Linux)."""
+    target = str(path.resolve())
+    return sum(os.path.realpath(f"/proc/self/fd/{fd}") == target for fd in os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors through /proc")
+def test_each_call_opens_the_file_once_with_pyav_and_closes_it(tmp_path, own_cache, monkeypatch):
+    """The strict decode reuses the container the packet index was read from; nothing is left open."""
+    mp4 = _write_index(tmp_path / "clip.mp4", "mp4", n_frames=30, options={"g": "10", "bf": "2"})
+    ts = _write_index(tmp_path / "clip.ts", "mpegts", n_frames=30)
+    opened = []
+    real_open = video._open_container
+    monkeypatch.setattr(video, "_open_container", lambda p: opened.append(p) or real_open(p))
+    calls = [
+        ("first read at the stored size", 1, lambda: video.sample_uniform(mp4, 3)),
+        ("frames verified before: no PyAV", 0, lambda: video.sample_uniform(mp4, 3)),
+        ("new frames, resized", 1, lambda: video.sample_uniform(mp4, 7, max_side=64, verify="always")),
+        ("index only, not cached", 1, lambda: (video_cache.clear(), video.sample_uniform(mp4, 3, verify="off"))),
+        ("decoded by PyAV", 1, lambda: video.sample_uniform(ts, 4)),
+        ("probe", 1, lambda: video.probe(mp4, verify="always")),
+    ]
+    for label, opens, call in calls:
+        opened.clear()
+        call()
+        assert len(opened) == opens, label
+        assert _open_descriptors(mp4) == 0 and _open_descriptors(ts) == 0, label
+    video_cache.clear()
+    with pytest.raises(video.VideoError, match="clip.mp4"):
+        video.sample_fps(mp4, -1.0)  # an argument error after the index was read
+    assert _open_descriptors(mp4) == 0
 
 
 def test_bad_files_fail_the_same_way_every_call(bad_files, own_cache):

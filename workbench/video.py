@@ -25,6 +25,7 @@ Memory grows with the number of frames asked for, never with the length of the v
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -192,12 +193,27 @@ def _rotation_of(stream, first_frame) -> int:
     return 0
 
 
-def _inspect(path: str | Path) -> _StreamIndex:
-    """Open with PyAV, count the video packets and check them against what the container claims."""
+def _open_for_decoding(path: Path):
+    """A PyAV container whose video decoder (not opened yet) fails on any bitstream error, with threads."""
+    container = _open_container(path)
+    if container.streams.video:
+        stream = container.streams.video[0]
+        stream.codec_context.options = dict(_STRICT_DECODE)
+        stream.thread_type = "AUTO"
+    return container
+
+
+def _inspect(path: str | Path, container=None) -> _StreamIndex:
+    """Count the video packets with PyAV and check them against what the container claims.
+
+    `container`: one from `_open_for_decoding`, demuxed here and left open (the strict decode that follows
+    a first read seeks back in it: one open instead of two, 2-12 ms a file on the real clips); without
+    one, a container is opened and closed here.
+    """
     import av
 
     path = Path(path)
-    with _open_container(path) as container:
+    with _open_for_decoding(path) if container is None else nullcontext(container) as container:
         if not container.streams.video:
             raise VideoError(path, "contains no video stream")
         stream = container.streams.video[0]
@@ -212,7 +228,10 @@ def _inspect(path: str | Path) -> _StreamIndex:
                     key_positions.append(len(timestamps))
                 timestamps.append(packet.pts if packet.pts is not None else packet.dts)
                 if first_frame is None and len(timestamps) <= _FIRST_FRAME_PACKETS:
+                    # (strict and threaded: a damaged packet gives None here, and frames come a few packets late)
                     first_frame = _first_decoded(packet)
+            if first_frame is None and timestamps:
+                first_frame = _first_decoded(None, stream)  # a clip shorter than the decoder's delay: drain it
         except av.error.FFmpegError as err:
             raise VideoError(
                 path, f"truncated or damaged: reading stopped after {len(timestamps)} frames ({_short(err)})"
@@ -244,15 +263,17 @@ def _inspect(path: str | Path) -> _StreamIndex:
         return _StreamIndex(info, pts, keyframes, stream.time_base)
 
 
-def _first_decoded(packet):
+def _first_decoded(packet, stream=None):
     """The frame a packet decodes to, for its display-matrix side data; None if none (yet) or damaged.
+
+    `packet` None with the `stream`: the frames the decoder still holds (it is drained; a seek resets it).
 
     Damage here is left to the strict decode of the frames actually asked for, which names it.
     """
     import av
 
     try:
-        decoded = packet.decode()
+        decoded = packet.decode() if packet is not None else stream.codec_context.decode(None)
     except av.error.FFmpegError:
         return None
     return decoded[0] if decoded else None
@@ -283,6 +304,7 @@ def probe(path: str | Path, *, verify: VerifyPolicy = "once") -> VideoInfo:
     The packet index behind it is cached per file unless `verify="always"`.
     """
     known = _known(path, verify)
+    known.close()
     known.save()
     return known.index.info
 
@@ -295,6 +317,16 @@ class _Known:
     fingerprints: dict[int, np.ndarray]
     key: str | None  # video_cache.file_key; None: not cached (verify="always", or unreadable)
     unsaved: bool = False  # learned something the cache does not hold yet
+    container: Any = None  # the container the index was just read from, open for this call's strict decode
+
+    def take_container(self):
+        """The open container, for one strict decode that closes it; None if there is none."""
+        container, self.container = self.container, None
+        return container
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.take_container().close()
 
     def remember(self, fingerprints: dict[int, np.ndarray]) -> None:
         self.fingerprints.update(fingerprints)
@@ -311,17 +343,20 @@ def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
     """The file's packet index (from the cache when this file, unchanged, was read before) and verified frames."""
     if verify not in VERIFY_POLICIES:
         raise VideoError(path, f"unknown verify policy {verify!r}; choose one of {', '.join(VERIFY_POLICIES)}")
-    if verify == "always":
-        return _Known(_inspect(path), {}, None)
-    key = video_cache.file_key(path)
-    stored = video_cache.load(path, key)
+    key = None if verify == "always" else video_cache.file_key(path)
+    stored = video_cache.load(path, key)  # None for key None
     if stored is not None:
         info = VideoInfo(path=Path(path), **stored.info)
         return _Known(_StreamIndex(info, stored.pts, stored.keyframes,
                                    Fraction(*stored.time_base) if stored.time_base else None),
                       stored.fingerprints, key)
-    index = _inspect(path)  # raises VideoError for a missing, empty or damaged file: nothing is cached
-    return _Known(index, {}, key, unsaved=True)
+    container = _open_for_decoding(Path(path))  # raises VideoError for a missing or empty file
+    try:
+        index = _inspect(path, container)  # raises VideoError for a damaged file: nothing is cached
+    except BaseException:
+        container.close()
+        raise
+    return _Known(index, {}, key, unsaved=key is not None, container=container)
 
 
 def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray]):
@@ -332,7 +367,9 @@ def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray]):
     return video_cache.Entry(info, index.pts, np.asarray(index.keyframes, np.int64), time_base, fingerprints)
 
 
-def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) -> dict[int, np.ndarray]:
+def _reference_fingerprints(
+    path: Path, index: _StreamIndex, wanted: list[int], container=None
+) -> dict[int, np.ndarray]:
     """Decode the frames `wanted` (sorted, unique) strictly with PyAV; return an 8x8 luma fingerprint of each,
     and of every other frame decoded clean on the way (the cache keeps them all as verified).
 
@@ -345,12 +382,12 @@ def _reference_fingerprints(path: Path, index: _StreamIndex, wanted: list[int]) 
     def keep(frame_index: int, frame) -> None:
         fingerprints[frame_index] = _fingerprint_frame(frame)
 
-    _decode_strict(path, index, wanted, keep, passed=keep)
+    _decode_strict(path, index, wanted, keep, passed=keep, container=container)
     return fingerprints
 
 
 def _first_read(
-    path: Path, index: _StreamIndex, indices: list[int]
+    path: Path, index: _StreamIndex, indices: list[int], container=None
 ) -> tuple[dict[int, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The strict check of a first read at the stored size, keeping the wanted frames as well:
     (fingerprints, (frames, starts)).
@@ -368,14 +405,16 @@ def _first_read(
     fingerprints: dict[int, np.ndarray] = {}
     frames = np.empty((len(indices), info.height, info.width, 3), dtype=np.uint8)
 
+    to_rgb = _rgb_converter()
+
     def passed(frame_index: int, frame) -> None:
         fingerprints[frame_index] = _fingerprint_frame(frame)
 
     def keep(frame_index: int, frame) -> None:
         passed(frame_index, frame)
-        frames[positions[frame_index]] = frame.to_ndarray(format="rgb24")
+        frames[positions[frame_index]] = to_rgb(frame)
 
-    _decode_strict(path, index, sorted(positions), keep, passed=passed)
+    _decode_strict(path, index, sorted(positions), keep, passed=passed, container=container)
     decord = import_decord()
     nearest = min(positions, key=lambda i: (i - _keyframe_before(index, i), i))
     try:
@@ -400,7 +439,7 @@ def _positions(indices: list[int]) -> dict[int, list[int]]:
 
 
 def _decode_pyav(
-    path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int]
+    path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int], container=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(frames (T, H, W, 3) uint8 upright at `size` (width, height), start times (T,)) decoded strictly by PyAV.
 
@@ -411,24 +450,38 @@ def _decode_pyav(
     stored_width, stored_height = (size[1], size[0]) if turns % 2 else size
     frames = np.empty((len(indices), size[1], size[0], 3), dtype=np.uint8)
     positions = _positions(indices)
+    to_rgb = _rgb_converter(stored_width, stored_height)
 
     def keep(frame_index: int, frame) -> None:
-        rgb = frame.reformat(width=stored_width, height=stored_height, format="rgb24").to_ndarray()
+        rgb = to_rgb(frame)
         frames[positions[frame_index]] = np.rot90(rgb, turns) if turns else rgb
 
-    _decode_strict(path, index, sorted(positions), keep)
+    _decode_strict(path, index, sorted(positions), keep, container=container)
     return frames, _fallback_starts(index, indices)
 
 
-def _decode_strict(path: Path, index: _StreamIndex, wanted: list[int], keep, passed=None) -> None:
+def _rgb_converter(width: int | None = None, height: int | None = None):
+    """frame -> (height, width, 3) uint8 RGB array, one swscale context kept for the whole stream.
+
+    The same bytes as `frame.to_ndarray(format="rgb24")` (or `frame.reformat(...)`), which set up a new
+    context for every frame: 0.2-1.5 ms a frame on the real clips, a tenth of a small clip's first read.
+    """
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    return lambda frame: reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+
+
+def _decode_strict(
+    path: Path, index: _StreamIndex, wanted: list[int], keep, passed=None, container=None
+) -> None:
     """Decode the frames `wanted` (sorted, unique) with PyAV, failing on any bitstream error; keep(i, frame) each.
 
-    `passed(i, frame)`, if given, also sees each frame decoded clean before a wanted one.
+    `passed(i, frame)`, if given, also sees each frame decoded clean before a wanted one. `container`: one
+    from `_open_for_decoding` to decode in (it is closed after), else the file is opened here.
     """
-    with _open_container(path) as container:
+    with _open_for_decoding(path) if container is None else container as container:
         stream = container.streams.video[0]
-        stream.codec_context.options = dict(_STRICT_DECODE)
-        stream.thread_type = "AUTO"
         pending = list(wanted)
         seek = index.pts is not None
         while pending:
@@ -704,9 +757,31 @@ def _read(
     notes = list(notes or [])
     known = known or _Known(index, {}, None)
     try:
-        size = sampling.target_size(info.display_width, info.display_height, max_side=max_side, max_pixels=max_pixels)
-    except ValueError as err:
-        raise VideoError(path, str(err)) from err
+        try:
+            size = sampling.target_size(info.display_width, info.display_height, max_side=max_side,
+                                        max_pixels=max_pixels)
+        except ValueError as err:
+            raise VideoError(path, str(err)) from err
+        frames, starts = _frames_of(path, index, indices, size, notes, known, verify)
+    finally:
+        known.close()
+    return Frames(
+        frames=frames,
+        timestamps_s=starts,
+        indices=np.asarray(indices, dtype=np.int64),
+        info=info,
+        window_ids=None if window_ids is None else np.asarray(window_ids, dtype=np.int64),
+        windows=windows,
+        notes=notes,
+    )
+
+
+def _frames_of(
+    path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int], notes: list[str], known: _Known,
+    verify: VerifyPolicy,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, start times) for `_read`: checked, from decord or PyAV; appends to `notes` when PyAV decodes."""
+    info = index.info
     reason = _pyav_reason(info)
     if reason is None:
         references, read = None, None
@@ -714,11 +789,12 @@ def _read(
             unverified = sorted(set(indices) - set(known.fingerprints))
             first = len(unverified) == len(set(indices))  # nothing verified yet
             if first and info.rotation_deg == 0 and size == (info.width, info.height):
-                fingerprints, read = _first_read(path, index, indices)
+                fingerprints, read = _first_read(path, index, indices, known.take_container())
                 known.remember(fingerprints)
             elif unverified:
-                known.remember(_reference_fingerprints(path, index, unverified))
+                known.remember(_reference_fingerprints(path, index, unverified, known.take_container()))
             references = known.fingerprints
+        known.close()  # not needed by decord; the decoder's buffers go before decord allocates its own
         if read is not None:
             frames, starts = read
         else:
@@ -731,17 +807,9 @@ def _read(
                 reason = str(failure)
     known.save()
     if reason is not None:
-        frames, starts = _decode_pyav(path, index, indices, size)
+        frames, starts = _decode_pyav(path, index, indices, size, known.take_container())
         notes.append(f"decoded with PyAV: {reason}")
-    return Frames(
-        frames=frames,
-        timestamps_s=starts,
-        indices=np.asarray(indices, dtype=np.int64),
-        info=info,
-        window_ids=None if window_ids is None else np.asarray(window_ids, dtype=np.int64),
-        windows=windows,
-        notes=notes,
-    )
+    return frames, starts
 
 
 def _plan(path: str | Path, make_indices, verify: VerifyPolicy) -> tuple[_Known, Any]:
@@ -751,6 +819,7 @@ def _plan(path: str | Path, make_indices, verify: VerifyPolicy) -> tuple[_Known,
     try:
         return known, make_indices(known.index.info)
     except ValueError as err:
+        known.close()
         raise VideoError(path, str(err)) from err
 
 
