@@ -23,7 +23,12 @@ TRIVIAL = DATA / "trivial.ipynb"
 
 
 def _env(outputs: Path) -> dict[str, str]:
-    return {**os.environ, "WORKBENCH_OUTPUTS": str(outputs), "PYTHONUNBUFFERED": "1"}
+    """The CLI's environment: its outputs, and a temp folder of the test's own. Every run and probe removes the
+    wb-probe folders of dead processes in its temp folder, so under the shared /tmp a test on the other worker
+    could remove a killed run's folders before this test looks at them."""
+    private_tmp = outputs.parent / "tmp"
+    private_tmp.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "WORKBENCH_OUTPUTS": str(outputs), "PYTHONUNBUFFERED": "1", "TMPDIR": str(private_tmp)}
 
 
 _STARTED: list[subprocess.Popen] = []
@@ -127,6 +132,7 @@ def test_kill_9_of_a_run_takes_its_children_and_the_next_run_marks_it_killed(tmp
     (dead,) = root.iterdir()
     assert json.loads((dead / "manifest.json").read_text())["status"] == "running"
     if info:
+        assert all(Path(folder).is_relative_to(tmp_path / "tmp") for folder in info["folders"])
         assert all(Path(folder).exists() for folder in info["folders"])  # nobody could clean up yet
 
     again = subprocess.run([sys.executable, "-m", "workbench", "run", str(CHILDREN), "-p", "children", "0"],
