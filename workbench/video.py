@@ -25,7 +25,6 @@ Memory grows with the number of frames asked for, never with the length of the v
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -203,64 +202,62 @@ def _open_for_decoding(path: Path):
     return container
 
 
-def _inspect(path: str | Path, container=None) -> _StreamIndex:
+def _inspect(path: str | Path, container) -> _StreamIndex:
     """Count the video packets with PyAV and check them against what the container claims.
 
-    `container`: one from `_open_for_decoding`, demuxed here and left open (the strict decode that follows
-    a first read seeks back in it: one open instead of two, 2-12 ms a file on the real clips); without
-    one, a container is opened and closed here.
+    `container` (from `_open_for_decoding`) is demuxed here and left open: the strict decode that follows a
+    first read seeks back in it (one open instead of two, 2-12 ms a file on the real clips).
     """
     import av
 
     path = Path(path)
-    with _open_for_decoding(path) if container is None else nullcontext(container) as container:
-        if not container.streams.video:
-            raise VideoError(path, "contains no video stream")
-        stream = container.streams.video[0]
-        timestamps: list[int | None] = []
-        key_positions: list[int] = []
-        first_frame = None
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:  # the empty packet that marks the end of the stream
-                    continue
-                if packet.is_keyframe:
-                    key_positions.append(len(timestamps))
-                timestamps.append(packet.pts if packet.pts is not None else packet.dts)
-                if first_frame is None and len(timestamps) <= _FIRST_FRAME_PACKETS:
-                    # (strict and threaded: a damaged packet gives None here, and frames come a few packets late)
-                    first_frame = _first_decoded(packet)
-            if first_frame is None and timestamps:
-                first_frame = _first_decoded(None, stream)  # a clip shorter than the decoder's delay: drain it
-        except av.error.FFmpegError as err:
-            raise VideoError(
-                path, f"truncated or damaged: reading stopped after {len(timestamps)} frames ({_short(err)})"
-            ) from err
-        n_frames = len(timestamps)
-        if n_frames == 0:
-            raise VideoError(path, "video stream has no frames (0 frames)")
-        fps = _fps_of(stream, n_frames, path)
-        _check_not_truncated(path, container, stream, n_frames, fps)
-        info = VideoInfo(
-            path=path,
-            n_frames=n_frames,
-            fps=fps,
-            duration_s=n_frames / fps,
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
-            rotation_deg=_rotation_of(stream, first_frame),
-            codec=stream.codec_context.name,
-            container=container.format.name,
-        )
-        if any(t is None for t in timestamps):
-            return _StreamIndex(info, None, np.array([0]), None)
-        decode_order = np.array(timestamps, dtype=np.int64)
-        pts = np.sort(decode_order)
-        # Frame 0 always counts: a damaged stream may flag no keyframe at all, and decoding from the
-        # start is then the only way in.
-        # (sorted in Python: np.union1d's first call in a process imports numpy.dtypes, 0.1 s of CPU)
-        keyframes = np.array(sorted({0, *np.searchsorted(pts, decode_order[key_positions]).tolist()}), np.int64)
-        return _StreamIndex(info, pts, keyframes, stream.time_base)
+    if not container.streams.video:
+        raise VideoError(path, "contains no video stream")
+    stream = container.streams.video[0]
+    timestamps: list[int | None] = []
+    key_positions: list[int] = []
+    first_frame = None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the empty packet that marks the end of the stream
+                continue
+            if packet.is_keyframe:
+                key_positions.append(len(timestamps))
+            timestamps.append(packet.pts if packet.pts is not None else packet.dts)
+            if first_frame is None and len(timestamps) <= _FIRST_FRAME_PACKETS:
+                # (strict and threaded: a damaged packet gives None here, and frames come a few packets late)
+                first_frame = _first_decoded(packet)
+        if first_frame is None and timestamps:
+            first_frame = _first_decoded(None, stream)  # a clip shorter than the decoder's delay: drain it
+    except av.error.FFmpegError as err:
+        raise VideoError(
+            path, f"truncated or damaged: reading stopped after {len(timestamps)} frames ({_short(err)})"
+        ) from err
+    n_frames = len(timestamps)
+    if n_frames == 0:
+        raise VideoError(path, "video stream has no frames (0 frames)")
+    fps = _fps_of(stream, n_frames, path)
+    _check_not_truncated(path, container, stream, n_frames, fps)
+    info = VideoInfo(
+        path=path,
+        n_frames=n_frames,
+        fps=fps,
+        duration_s=n_frames / fps,
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+        rotation_deg=_rotation_of(stream, first_frame),
+        codec=stream.codec_context.name,
+        container=container.format.name,
+    )
+    if any(t is None for t in timestamps):
+        return _StreamIndex(info, None, np.array([0]), None)
+    decode_order = np.array(timestamps, dtype=np.int64)
+    pts = np.sort(decode_order)
+    # Frame 0 always counts: a damaged stream may flag no keyframe at all, and decoding from the
+    # start is then the only way in.
+    # (sorted in Python: np.union1d's first call in a process imports numpy.dtypes, 0.1 s of CPU)
+    keyframes = np.array(sorted({0, *np.searchsorted(pts, decode_order[key_positions]).tolist()}), np.int64)
+    return _StreamIndex(info, pts, keyframes, stream.time_base)
 
 
 def _first_decoded(packet, stream=None):
