@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.memory.tracker import (LiveTensorTracker, MemoryBudgetExceeded, PhaseRecorder, decoder_module,
-                                      install_phase_hooks, vision_module)
+from workbench.memory.tracker import (DecoderRuns, LiveTensorTracker, MemoryBudgetExceeded, PhaseRecorder,
+                                      decoder_module, install_phase_hooks, vision_module)
 
 MB = 1_000_000
 
@@ -161,6 +161,40 @@ def test_hooks_move_the_recorder_through_vision_prefill_generation():
         handle.remove()
     assert phases == ["prefill", "vision", "prefill", "prefill", "generation", "generation"]
     assert {r["phase"]: r["segments"] for r in recorder.table()} == {"vision": 1, "prefill": 2, "generation": 1}
+
+
+class _PromptDecoder(torch.nn.Module):
+    """A decoder called with input_ids: the prompt at prefill, then one position per generated token."""
+
+    def forward(self, input_ids=None, past_key_values=None):
+        return input_ids.float().sum()
+
+
+def test_decoder_runs_counts_the_longest_generation_and_gives_forward_back():
+    decoder = _PromptDecoder()
+    model = torch.nn.Module()
+    model.get_decoder = lambda: decoder  # type: ignore[assignment]
+    runs = DecoderRuns(model)
+    assert not decoder._forward_pre_hooks  # a forward wrapper, not a hook (hooks slow every call down)
+    for generated in (3, 7, 5):  # three generations: prefill of 6 positions, then one call per token
+        decoder(input_ids=torch.ones(1, 6, dtype=torch.long))
+        for _ in range(generated - 1):
+            decoder(input_ids=torch.ones(1, 1, dtype=torch.long))
+    assert runs.longest == 7
+    runs.close()
+    assert "forward" not in vars(decoder) and decoder(input_ids=torch.ones(1, 2, dtype=torch.long)) == 2
+    decoder(input_ids=torch.ones(1, 6, dtype=torch.long))
+    assert runs.longest == 7  # no longer counting
+    runs.close()  # twice is harmless
+
+    def own(*args, **kwargs):  # a wrapper set before (as accelerate's hooks do) comes back on close
+        return "own"
+
+    decoder.forward = own
+    runs = DecoderRuns(model)
+    assert decoder(input_ids=torch.ones(1, 4, dtype=torch.long)) == "own" and runs.longest == 1
+    runs.close()
+    assert vars(decoder)["forward"] is own
 
 
 @pytest.mark.gpu

@@ -1,5 +1,6 @@
 """CPU peak memory while captioning: one call tracked through its first decoder calls gives the peak of
-tracking every operator of the call (the KV cache's growth per token carries it to the last token)."""
+tracking every operator of the call (the KV cache's growth per token, read from the cache, carries it to the
+last token)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ def _full_peak(loaded, frames, times, generation) -> tuple[int, int]:
     return tracker.peak_bytes, record.n_tokens
 
 
+def _kv_bytes_per_token(loaded) -> int:
+    """Keys and values of one position in every decoder layer, from the text config (float32)."""
+    config = loaded.model.config.get_text_config()
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return config.num_hidden_layers * 2 * kv_heads * head_dim * 4
+
+
 @pytest.mark.parametrize("model_id", ["qwen2-vl-2b", "smolvlm2-256m"])
 @pytest.mark.parametrize("n_tokens", [2, 16])
 def test_first_steps_peak_equals_the_fully_tracked_peak(isolated_cache, window, model_id, n_tokens):
@@ -34,18 +44,37 @@ def test_first_steps_peak_equals_the_fully_tracked_peak(isolated_cache, window, 
     generation = GenerationSettings(max_new_tokens=n_tokens, min_new_tokens=n_tokens)
     full, generated = _full_peak(loaded, frames, times, generation)
     assert generated == n_tokens
-    sampler = FirstStepsPeak(loaded, steps=4)
+    sampler = FirstStepsPeak(loaded)
     with sampler:
         record = loaded.describe(frames, times, generation=generation)
     assert record.n_tokens == n_tokens
-    # 16 tokens: tracking stopped after 4 decoder calls; 2 tokens: the whole call was tracked
-    assert sampler.stopped_early == (n_tokens > 4)
-    assert len(sampler.segment_peaks) == min(n_tokens, 4) + 1
+    # 16 tokens: tracking stopped after 2 decoder calls; 2 tokens: the whole call was tracked
+    assert sampler.stopped_early == (n_tokens > 2)
+    assert len(sampler.segment_peaks) == 3
     # the glue between tracked calls (generate's own mask and position bookkeeping) is not seen: within 2%
     assert sampler.peak_bytes(n_tokens) == pytest.approx(full, rel=0.02)
-    if n_tokens > 4:  # the growth matters: a longer caption has a larger generation peak
-        assert sampler.growth_per_token > 0
-        assert FirstStepsPeak.extrapolate(sampler.segment_peaks, 10**6) > full
+    if n_tokens > 2:  # the growth matters: a longer caption has a larger generation peak
+        assert sampler.growth_source == "KV cache"
+        assert sampler.growth_per_token == _kv_bytes_per_token(loaded)
+        assert FirstStepsPeak.extrapolate(sampler.segment_peaks, 10**6, sampler.growth_per_token) > full
+    loaded.unload()
+
+
+def test_without_a_readable_cache_the_growth_comes_from_four_tracked_calls(isolated_cache, window, monkeypatch):
+    from workbench.memory import tracker
+    from workbench.models import LoadSettings, load
+
+    loaded = load("qwen2-vl-2b", LoadSettings(source="tiny", dtype="float32"))
+    frames, times = window
+    generation = GenerationSettings(max_new_tokens=16, min_new_tokens=16)
+    full, _ = _full_peak(loaded, frames, times, generation)
+    monkeypatch.setattr(tracker, "cache_bytes", lambda cache: None)
+    sampler = FirstStepsPeak(loaded)
+    with sampler:
+        loaded.describe(frames, times, generation=generation)
+    assert sampler.stopped_early and len(sampler.segment_peaks) == 5 and sampler.growth_source == "peaks"
+    assert sampler.growth_per_token > 0
+    assert sampler.peak_bytes(16) == pytest.approx(full, rel=0.02)
     loaded.unload()
 
 
@@ -56,12 +85,12 @@ def test_a_stopped_tracker_leaves_no_dispatch_mode_behind(isolated_cache, window
 
     loaded = load("qwen2-vl-2b", LoadSettings(source="tiny"))
     frames, times = window
-    sampler = FirstStepsPeak(loaded, steps=3)
+    sampler = FirstStepsPeak(loaded)
     with sampler:
         loaded.describe(frames, times, generation=GenerationSettings(max_new_tokens=8, min_new_tokens=8))
         assert _get_current_dispatch_mode() is None  # left from the decoder's pre-hook, mid-call
     assert sampler.stopped_early and not sampler._handles and sampler._depth == 0
     assert "build_inputs" not in vars(loaded.adapter)  # the adapter is given back its own method
-    with pytest.raises(ValueError, match="steps must be >= 3"):
-        FirstStepsPeak(loaded, steps=2)
+    with pytest.raises(ValueError, match="steps must be >= 2"):
+        FirstStepsPeak(loaded, steps=1)
     loaded.unload()

@@ -339,19 +339,54 @@ def _new_positions(args: Any, kwargs: Any) -> int:
 
 class DecoderRuns:
     """The most decoder calls of one generation seen while attached (a call adding more than one position,
-    the prefill, starts a generation): the length that sets the largest KV cache. One cheap hook per call."""
+    the prefill, starts a generation): the length that sets the largest KV cache.
+
+    It counts in a wrapper around the decoder stack's `forward` (an instance attribute, the one before it
+    given back by `close`), not in a forward pre-hook: a module with a hook takes nn.Module's slower call
+    path on every call, about 9 us a decoder call against under 2 here (a generated token of a tiny model
+    takes about 1 ms)."""
 
     def __init__(self, model: Any) -> None:
+        import functools
+
         self.longest = 0
         self._run = 0
-        self._handle = decoder_module(model).register_forward_pre_hook(self._call, with_kwargs=True)
+        self._module = decoder_module(model)
+        self._own = vars(self._module).get("forward")  # a wrapper someone set before (accelerate's hooks)
+        inner = self._module.forward
 
-    def _call(self, _module: Any, args: Any, kwargs: Any) -> None:
-        self._run = 1 if _new_positions(args, kwargs) > 1 else self._run + 1
-        self.longest = max(self.longest, self._run)
+        @functools.wraps(inner)
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            self._run = 1 if _new_positions(args, kwargs) > 1 else self._run + 1
+            if self._run > self.longest:
+                self.longest = self._run
+            return inner(*args, **kwargs)
+
+        self._module.forward = forward
 
     def close(self) -> None:
-        self._handle.remove()
+        if self._module is None:
+            return
+        if self._own is None:
+            del self._module.forward
+        else:
+            self._module.forward = self._own
+        self._module = None
+
+
+def cache_bytes(cache: Any) -> int | None:
+    """Bytes of the tensors a transformers `Cache` holds (every layer's keys and values, and whatever else its
+    layers keep as tensors, each storage once); None for anything that is not such a cache."""
+    layers = getattr(cache, "layers", None)
+    if not isinstance(layers, list):
+        return None
+    storages: dict[int, int] = {}
+    for layer in layers:
+        for value in vars(layer).values():
+            if isinstance(value, _Tensor) and not value.is_meta:
+                storage = value.untyped_storage()
+                storages[id(storage)] = storage.nbytes()
+    return sum(storages.values())
 
 
 class FirstStepsPeak:
@@ -359,11 +394,14 @@ class FirstStepsPeak:
 
     Tracking every operator of a caption slows it several-fold on CPU (each operator goes through Python),
     so this tracks one call's processor and model work (inputs, vision tower, projector, prefill) through
-    `steps` decoder calls and then stops, letting the call finish at full speed. Later decoder calls differ
-    from the measured ones only by the KV cache (and attention scores) growing by the same bytes per token,
-    so the peak of decoder call n is the last measured call's peak plus (n - K) times the growth between the
-    last two measured calls: `peak_bytes(n_calls)` returns that with every measured peak. A generation that
-    ends within `steps` decoder calls is tracked whole and needs no growth.
+    `steps` decoder calls (default 2: the prefill and the first generated token) and then stops, letting the
+    call finish at full speed. Later decoder calls differ from the measured ones by the KV cache growing by
+    the same bytes per token, so the peak of decoder call n is the last measured call's peak plus (n - K)
+    times that growth: `peak_bytes(n_calls)` returns that with every measured peak. The growth is read from
+    the cache the decoder is given (`cache_bytes` at the start of two consecutive generated-token calls, no
+    operator tracked); a decoder given no readable cache is tracked through 4 calls and the growth is the
+    difference of the last two calls' peaks. A generation that ends before tracking stops is tracked whole
+    and needs no growth.
 
     The tracker is entered and left inside the adapter's `build_inputs` / `move_inputs` and inside module
     calls (forward pre- and post-hooks on the model, its children and grandchildren; the outermost one
@@ -371,19 +409,24 @@ class FirstStepsPeak:
     the whole call, so a mode left in the middle of it would come back. The weights and each tracked module
     call's tensor arguments are adopted, so the peak includes them (like CUDA's allocated peak).
 
-    >>> FirstStepsPeak.extrapolate([50, 100, 120, 130, 140], n_calls=10)  # call 10: 140 + 6 x 10
-    200
-    >>> FirstStepsPeak.extrapolate([500, 100, 120, 130, 140], n_calls=10)  # the vision tower's peak is larger
+    >>> FirstStepsPeak.extrapolate([50, 100, 120], n_calls=10, growth=6)  # call 10: 120 + 6 x 8
+    168
+    >>> FirstStepsPeak.extrapolate([500, 100, 120], n_calls=10, growth=6)  # the vision tower's peak is larger
     500
+    >>> FirstStepsPeak.extrapolate([50, 100, 120, 130, 140], n_calls=10)  # no cache: the last two peaks' step
+    200
     """
 
-    def __init__(self, loaded: Any, steps: int = 4) -> None:
-        if steps < 3:
-            raise ValueError(f"steps must be >= 3 (a prefill and two generated tokens give the growth), got {steps}")
+    PEAKS_FOR_GROWTH = 4  # decoder calls tracked when the growth must come from the peaks (calls 3 and 4)
+
+    def __init__(self, loaded: Any, steps: int = 2) -> None:
+        if steps < 2:
+            raise ValueError(f"steps must be >= 2 (the prefill and one generated token), got {steps}")
         self.loaded = loaded
         self.steps = steps
         self.tracker = LiveTensorTracker()
         self.segment_peaks: list[int] = []  # [before the first decoder call, decoder call 1, 2, ...]
+        self.cache_sizes: list[int | None] = []  # the decoder's cache bytes at the start of each call
         self.stopped_early = False
         self._enabled = False
         self._depth = 0  # tracked calls in progress; the tracker is on while it is > 0
@@ -460,9 +503,17 @@ class FirstStepsPeak:
             self._enabled = False  # a second generation in the same call: the first was tracked whole
             return
         self.segment_peaks.append(self.tracker.reset_peak())
-        if len(self.segment_peaks) > self.steps:  # decoder calls 1..steps are measured: stop here
-            self._enabled = False
+        self.cache_sizes.append(cache_bytes(kwargs.get("past_key_values")))
+        measured = len(self.segment_peaks) - 1  # decoder calls whose peaks are in; this call is the next
+        if measured >= self.steps and (self._cache_growth() is not None or measured >= self.PEAKS_FOR_GROWTH):
+            self._enabled = False  # stop here: the rest of the generation runs untracked
             self.stopped_early = True
+
+    def _cache_growth(self) -> int | None:
+        """The cache's bytes added by the last measured decoder call, when that was a generated token's."""
+        if len(self.cache_sizes) < 3 or self.cache_sizes[-1] is None or self.cache_sizes[-2] is None:
+            return None  # [-2] is at the start of decoder call 2 or later: after the prefill
+        return max(0, self.cache_sizes[-1] - self.cache_sizes[-2])
 
     def _detach(self) -> None:
         for handle in self._handles:
@@ -483,20 +534,30 @@ class FirstStepsPeak:
 
     @property
     def growth_per_token(self) -> int | None:
-        """Bytes the peak grew by between the last two measured decoder calls (None: tracked whole)."""
+        """Bytes a generated token adds to the peak (None: the call was tracked whole)."""
         if not self.stopped_early:
             return None
-        return max(0, self.segment_peaks[-1] - self.segment_peaks[-2])
+        growth = self._cache_growth()
+        return growth if growth is not None else max(0, self.segment_peaks[-1] - self.segment_peaks[-2])
+
+    @property
+    def growth_source(self) -> str | None:
+        """Where `growth_per_token` came from: "KV cache" (its tensors' bytes), "peaks" or None (tracked whole)."""
+        if not self.stopped_early:
+            return None
+        return "KV cache" if self._cache_growth() is not None else "peaks"
 
     def peak_bytes(self, n_calls: int) -> int:
         """The call's peak for a generation of `n_calls` decoder calls (one per generated token)."""
         if not self.stopped_early:
             return max(self.segment_peaks)
-        return self.extrapolate(self.segment_peaks, n_calls)
+        return self.extrapolate(self.segment_peaks, n_calls, self.growth_per_token)
 
     @staticmethod
-    def extrapolate(segment_peaks: list[int], n_calls: int) -> int:
-        """max(measured peaks, last measured decoder call's peak + growth per call x the calls after it)."""
+    def extrapolate(segment_peaks: list[int], n_calls: int, growth: int | None = None) -> int:
+        """max(measured peaks, last measured decoder call's peak + growth per call x the calls after it); the
+        growth defaults to the difference of the last two measured peaks."""
         measured_calls = len(segment_peaks) - 1
-        growth = max(0, segment_peaks[-1] - segment_peaks[-2])
+        if growth is None:
+            growth = max(0, segment_peaks[-1] - segment_peaks[-2])
         return max(max(segment_peaks), segment_peaks[-1] + max(0, n_calls - measured_calls) * growth)

@@ -257,11 +257,16 @@ class _PeakMemory:
         if self.sampled.growth_per_token is None:
             how = "the whole call tracked"
         else:
-            how = (f"tracked through its first {self.sampled.steps} decoder calls, then the KV cache's measured "
-                   f"growth of {self.sampled.growth_per_token} bytes per token added up to the longest caption "
-                   f"({longest} decoder calls)")
-        return [f"CPU peak memory: live tensors of the first captioning call ({how}); that call's latency "
-                f"includes the tracked part"]
+            from workbench.units import format_bytes
+
+            measured = len(self.sampled.segment_peaks) - 1
+            source = ("read from the KV cache's tensors" if self.sampled.growth_source == "KV cache"
+                      else "the step between the last two tracked calls' peaks")
+            how = (f"tracked through its first {measured} decoder calls, then {max(0, longest - measured)} more tokens "
+                   f"at {format_bytes(self.sampled.growth_per_token)} each, {source}, for the longest caption "
+                   f"of {longest} tokens")
+        return [f"CPU peak memory: live tensors of the first captioning call, {how}. That call's latency "
+                f"includes the tracked part."]
 
     def __enter__(self) -> "_PeakMemory":
         return self
