@@ -195,6 +195,30 @@ def test_decoder_runs_counts_the_longest_generation_and_gives_forward_back():
     assert decoder(input_ids=torch.ones(1, 4, dtype=torch.long)) == "own" and runs.longest == 1
     runs.close()
     assert vars(decoder)["forward"] is own
+    del decoder.forward
+
+
+def test_decoder_runs_attached_at_once_share_one_wrapper_and_close_in_any_order():
+    decoder = _PromptDecoder()
+    model = torch.nn.Module()
+    model.get_decoder = lambda: decoder  # type: ignore[assignment]
+
+    def generation(tokens):
+        decoder(input_ids=torch.ones(1, 6, dtype=torch.long))
+        for _ in range(tokens - 1):
+            decoder(input_ids=torch.ones(1, 1, dtype=torch.long))
+
+    first = DecoderRuns(model)
+    generation(3)
+    second = DecoderRuns(model)
+    wrapper = vars(decoder)["forward"]
+    generation(5)
+    first.close()  # the first to open closes first: the second keeps counting through the same wrapper
+    assert vars(decoder)["forward"] is wrapper
+    generation(9)
+    assert (first.longest, second.longest) == (5, 9)
+    second.close()
+    assert "forward" not in vars(decoder) and not hasattr(decoder, "_workbench_forward_counter")
 
 
 @pytest.mark.gpu

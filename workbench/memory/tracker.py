@@ -337,41 +337,74 @@ def _new_positions(args: Any, kwargs: Any) -> int:
     return int(x.shape[1]) if isinstance(x, _Tensor) and x.dim() >= 2 else 1
 
 
+class _ForwardCounter:
+    """The one wrapper around a decoder's `forward` that every attached DecoderRuns listens to."""
+
+    ATTRIBUTE = "_workbench_forward_counter"
+
+    def __init__(self, module: Any) -> None:
+        import functools
+
+        self.module = module
+        self.listeners: list[DecoderRuns] = []
+        self.before = vars(module).get("forward")  # a wrapper someone set earlier (accelerate's hooks)
+        inner = module.forward
+
+        @functools.wraps(inner)
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            positions = _new_positions(args, kwargs)
+            for listener in self.listeners:
+                listener._count(positions)
+            return inner(*args, **kwargs)
+
+        self.wrapper = forward
+        module.forward = forward
+        object.__setattr__(module, self.ATTRIBUTE, self)
+
+    @classmethod
+    def attach(cls, module: Any, listener: "DecoderRuns") -> None:
+        counter = vars(module).get(cls.ATTRIBUTE) or cls(module)
+        counter.listeners.append(listener)
+
+    @classmethod
+    def detach(cls, module: Any, listener: "DecoderRuns") -> None:
+        counter = vars(module).get(cls.ATTRIBUTE)
+        if counter is None or listener not in counter.listeners:
+            return
+        counter.listeners.remove(listener)
+        if counter.listeners or vars(module).get("forward") is not counter.wrapper:
+            return  # still listened to, or wrapped again on top since: left as a pass-through
+        if counter.before is None:
+            del module.forward
+        else:
+            module.forward = counter.before
+        delattr(module, cls.ATTRIBUTE)
+
+
 class DecoderRuns:
     """The most decoder calls of one generation seen while attached (a call adding more than one position,
     the prefill, starts a generation): the length that sets the largest KV cache.
 
-    It counts in a wrapper around the decoder stack's `forward` (an instance attribute, the one before it
-    given back by `close`), not in a forward pre-hook: a module with a hook takes nn.Module's slower call
-    path on every call, about 9 us a decoder call against under 2 here (a generated token of a tiny model
-    takes about 1 ms)."""
+    It counts in a wrapper around the decoder stack's `forward` (an instance attribute, shared by every
+    DecoderRuns attached at once; the last to close gives back what was there before), not in a forward
+    pre-hook: a module with a hook takes nn.Module's slower call path on every call, about 9 us a decoder
+    call against under 2 here (a generated token of a tiny model takes about 1 ms)."""
 
     def __init__(self, model: Any) -> None:
-        import functools
-
         self.longest = 0
         self._run = 0
         self._module = decoder_module(model)
-        self._own = vars(self._module).get("forward")  # a wrapper someone set before (accelerate's hooks)
-        inner = self._module.forward
+        _ForwardCounter.attach(self._module, self)
 
-        @functools.wraps(inner)
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            self._run = 1 if _new_positions(args, kwargs) > 1 else self._run + 1
-            if self._run > self.longest:
-                self.longest = self._run
-            return inner(*args, **kwargs)
-
-        self._module.forward = forward
+    def _count(self, positions: int) -> None:
+        self._run = 1 if positions > 1 else self._run + 1
+        if self._run > self.longest:
+            self.longest = self._run
 
     def close(self) -> None:
-        if self._module is None:
-            return
-        if self._own is None:
-            del self._module.forward
-        else:
-            self._module.forward = self._own
-        self._module = None
+        if self._module is not None:
+            _ForwardCounter.detach(self._module, self)
+            self._module = None
 
 
 def cache_bytes(cache: Any) -> int | None:
