@@ -15,6 +15,7 @@ hooks (`install_phase_hooks`) move it through the phases of one `generate()` cal
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -343,9 +344,6 @@ class _ForwardCounter:
     ATTRIBUTE = "_workbench_forward_counter"
 
     def __init__(self, module: Any) -> None:
-        import functools
-
-        self.module = module
         self.listeners: list[DecoderRuns] = []
         self.before = vars(module).get("forward")  # a wrapper someone set earlier (accelerate's hooks)
         inner = module.forward
@@ -538,7 +536,7 @@ class FirstStepsPeak:
             return
         self.segment_peaks.append(self.tracker.reset_peak())
         self.cache_sizes.append(cache_bytes(kwargs.get("past_key_values")))
-        measured = len(self.segment_peaks) - 1  # decoder calls whose peaks are in; this call is the next
+        measured = self.measured_calls  # this call is the next one
         if measured >= self.steps and (self._cache_growth() is not None or measured >= self.PEAKS_FOR_GROWTH):
             self._enabled = False  # stop here: the rest of the generation runs untracked
             self.stopped_early = True
@@ -565,6 +563,11 @@ class FirstStepsPeak:
             self.segment_peaks.append(self.tracker.reset_peak())
         self._enabled = False
         self._detach()
+
+    @property
+    def measured_calls(self) -> int:
+        """Decoder calls whose peaks are in `segment_peaks` (its first entry is the work before them)."""
+        return len(self.segment_peaks) - 1
 
     @property
     def growth_per_token(self) -> int | None:

@@ -259,7 +259,7 @@ class _PeakMemory:
         else:
             from workbench.units import format_bytes
 
-            measured = len(self.sampled.segment_peaks) - 1
+            measured = self.sampled.measured_calls
             source = ("read from the KV cache's tensors" if self.sampled.growth_source == "KV cache"
                       else "the step between the last two tracked calls' peaks")
             how = (f"tracked through its first {measured} decoder calls, then {max(0, longest - measured)} more tokens "
