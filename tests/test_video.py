@@ -501,7 +501,7 @@ def own_cache(tmp_path, monkeypatch):
 
 def test_second_call_decodes_once_and_returns_the_same_frames(index_video_25fps, own_cache, monkeypatch):
     first = video.sample_uniform(index_video_25fps, 9)
-    assert len(list(own_cache.glob("*.npz"))) == 1
+    assert len(list(own_cache.glob(f"*{video_cache.SUFFIX}"))) == 1
     monkeypatch.setattr(video, "_reference_fingerprints", _no_strict_decode)
     monkeypatch.setattr(video, "_inspect", _no_demux)
     again = video.sample_uniform(index_video_25fps, 9)
@@ -600,10 +600,10 @@ def test_verify_off_skips_the_strict_decode_and_always_skips_the_cache(index_vid
     monkeypatch.setattr(video, "_reference_fingerprints", _no_strict_decode)
     assert_consistent(video.sample_uniform(index_video, 5, verify="off"), 10.0, 120, 160)
     monkeypatch.setattr(video, "_reference_fingerprints", real)
-    for entry in own_cache.glob("*.npz"):
+    for entry in own_cache.glob(f"*{video_cache.SUFFIX}"):
         entry.unlink()
     assert_consistent(video.sample_uniform(index_video, 5, verify="always"), 10.0, 120, 160)
-    assert list(own_cache.glob("*.npz")) == []
+    assert list(own_cache.glob(f"*{video_cache.SUFFIX}")) == []
     with pytest.raises(video.VideoError, match="unknown verify policy 'never'; choose one of once, always, off") \
             as caught:
         video.sample_uniform(index_video, 5, verify="never")
@@ -612,7 +612,7 @@ def test_verify_off_skips_the_strict_decode_and_always_skips_the_cache(index_vid
 
 def test_unreadable_or_unwritable_cache_only_costs_time(index_video, tmp_path, own_cache, monkeypatch):
     expected = video.sample_uniform(index_video, 4).frames
-    (entry,) = own_cache.glob("*.npz")
+    (entry,) = own_cache.glob(f"*{video_cache.SUFFIX}")
     entry.write_bytes(b"half a file")  # e.g. a crash while it was written
     np.testing.assert_array_equal(video.sample_uniform(index_video, 4).frames, expected)
     assert entry.stat().st_size > 100  # rewritten
@@ -633,9 +633,9 @@ def test_luma_fingerprint_from_the_y_plane_matches_the_rgb_one(index_video_25fps
             if position in (0, 37, 99):
                 ours = video._fingerprint_frame(frame)
                 grey = video._fingerprint(frame.reformat(width=64, height=64, format="gray").to_ndarray())
-                theirs = video._fingerprint_rgb(reader[position].asnumpy())
+                theirs = video._fingerprints_rgb(reader[position].asnumpy())
                 assert np.abs(ours - theirs).mean() < 2.5 and np.abs(grey - theirs).mean() < 2.5
-                assert np.abs(ours - video._fingerprint_rgb(reader[(position + 10) % 100].asnumpy())).mean() \
+                assert np.abs(ours - video._fingerprints_rgb(reader[(position + 10) % 100].asnumpy())).mean() \
                     > video._FINGERPRINT_TOLERANCE
 
 
@@ -650,3 +650,42 @@ def test_block_sums_are_the_exact_sums_of_each_block(height, width):
             block = image[rows == r][:, cols == c]
             assert counts[r, c] == block.shape[0] * block.shape[1]
             assert (sums[r, c] == block.reshape(-1, 3).sum(axis=0, dtype=np.uint64)).all()
+
+
+def test_cache_entries_read_back_exactly_and_damaged_ones_are_ignored(tmp_path, own_cache):
+    """Format 2: a JSON header and raw arrays; a cut, padded, re-keyed or foreign entry reads as none."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not decoded here")
+    fingerprints = {3: np.full((8, 8), 1.5), 40: np.arange(64, dtype=np.float64).reshape(8, 8)}
+    for pts, time_base in [(np.array([0, 512, 1024], np.int64), (1, 12800)), (None, None)]:
+        entry = video_cache.Entry({"n_frames": 3, "codec": "h264"}, pts, np.array([0, 2], np.int64), time_base,
+                                  fingerprints)
+        video_cache.save(clip, "key-1", entry)
+        back = video_cache.load(clip, "key-1")
+        assert back.info == entry.info and back.time_base == time_base
+        assert (back.pts is None) == (pts is None) and (pts is None or back.pts.tolist() == pts.tolist())
+        assert back.keyframes.dtype == np.int64 and back.keyframes.tolist() == [0, 2]
+        assert sorted(back.fingerprints) == [3, 40]
+        np.testing.assert_array_equal(back.fingerprints[40], fingerprints[40])
+        assert video_cache.load(clip, "key-2") is None  # the file changed since
+    stored = video_cache.entry_path(clip)
+    data = stored.read_bytes()
+    for damaged in (data[:-1], data + b"\0", data[:20], b"PK\x03\x04" + data[4:]):
+        stored.write_bytes(damaged)
+        assert video_cache.load(clip, "key-1") is None
+    (own_cache / "format1.npz").write_bytes(b"an entry of the old format")
+    assert video_cache.clear() == 2 and list(own_cache.iterdir()) == []
+
+
+def test_block_sums_of_a_batch_equal_each_frame_s_and_never_overflow():
+    """Frames summed together give each frame's sums; 16-bit partial sums hold a block column of 257 white rows."""
+    rng = np.random.default_rng(7)
+    for height, width in [(240, 320), (301, 97)]:
+        batch = rng.integers(0, 256, (3, height, width, 3), dtype=np.uint8)
+        sums, counts = video._block_sums(batch)
+        for frame, frame_sums in zip(batch, sums):
+            np.testing.assert_array_equal(frame_sums, video._block_sums(frame)[0])
+    for height in (8 * 257, 8 * 258):  # the last height with 16-bit partial sums, the first without
+        white = np.full((2, height, 16, 3), 255, np.uint8)
+        sums, counts = video._block_sums(white)
+        assert (sums == 255 * counts[None, :, :, None]).all()

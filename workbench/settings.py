@@ -14,6 +14,7 @@ everywhere (docs/parameters.md); `LoadSettings.from_params(globals())` builds th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, TypeVar
@@ -42,9 +43,16 @@ class WorkbenchModelError(RuntimeError):
     re-exports it.)"""
 
 
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    """A class's resolved annotations, worked out once: with postponed annotations `typing.get_type_hints`
+    compiles every annotation string on each call (0.2 ms a settings object, two per 04 pass)."""
+    return typing.get_type_hints(cls)
+
+
 def check_literal_fields(obj: Any) -> None:
     """Validate a dataclass instance's fields against their annotations (Literal, bool, int, float, str)."""
-    hints = typing.get_type_hints(type(obj))
+    hints = _field_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         hint = hints[f.name]

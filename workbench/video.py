@@ -490,39 +490,43 @@ def _decode_strict(
                 seek = False
 
 
-def _sparse(image: np.ndarray) -> np.ndarray:
-    """Every s-th row and column of an image, keeping at least _FINGERPRINT_SIDE of its shorter side.
+def _sparse(images: np.ndarray) -> np.ndarray:
+    """Every s-th row and column of (..., H, W, C) images, keeping at least _FINGERPRINT_SIDE of the shorter side.
 
     Block means over ~18x32 samples of a 720p frame differ from the exact ones by about 1 (0-255 scale), far
     below the tolerance; the exact sums cost 30 ms a 720p frame, more than the rest of a cached call.
     """
-    step = max(1, min(image.shape[:2]) // _FINGERPRINT_SIDE)
-    return image[::step, ::step] if step > 1 else image
+    step = max(1, min(images.shape[-3:-1]) // _FINGERPRINT_SIDE)
+    return images[..., ::step, ::step, :] if step > 1 else images
 
 
-def _block_sums(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sums (8, 8, C) uint64, pixel counts (8, 8)) of an 8x8 grid of blocks of a (H, W, C) uint8 image.
+def _block_sums(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sums (..., 8, 8, C) uint64, pixel counts (8, 8)) of an 8x8 grid of blocks of (..., H, W, C) uint8 images.
 
     Where both sides divide by 8 (most frame sizes) the blocks are equal and the sums come from reshaped
     views: the same integers as np.add.reduceat, 2.4-4.7 times faster on the clips measured (not on a 720p
     RGB frame's strided sparse view, 0.27 against 0.22 ms); block i holds the pixels whose index times
-    8 // side is i either way.
+    8 // side is i either way. A batch of frames is summed in one pass (`_fingerprints_rgb`).
     """
-    height, width = image.shape[:2]
+    height, width = images.shape[-3:-1]
+    lead = images.shape[:-3]
     if height % 8 == 0 and width % 8 == 0:
-        rows = image.reshape(8, height // 8, width, -1).sum(axis=1, dtype=np.uint32)
-        sums = rows.reshape(8, 8, width // 8, -1).sum(axis=2, dtype=np.uint64)
+        # 16-bit partial sums where a block's column cannot overflow them (255 x 257 = 65535): half the
+        # memory traffic of 32-bit ones, 0.23 against 0.11 ms for 8 frames of 320x240 RGB
+        partial = np.uint16 if height // 8 <= 257 else np.uint32
+        rows = images.reshape(*lead, 8, height // 8, width, -1).sum(axis=-3, dtype=partial)
+        sums = rows.reshape(*lead, 8, 8, width // 8, -1).sum(axis=-2, dtype=np.uint64)
         return sums, np.full((8, 8), (height // 8) * (width // 8))
     row_starts = np.searchsorted(np.arange(height) * 8 // height, np.arange(8))
     col_starts = np.searchsorted(np.arange(width) * 8 // width, np.arange(8))
-    sums = np.add.reduceat(np.add.reduceat(image, row_starts, axis=0, dtype=np.uint32), col_starts, axis=1,
+    sums = np.add.reduceat(np.add.reduceat(images, row_starts, axis=-3, dtype=np.uint32), col_starts, axis=-2,
                            dtype=np.uint64)
     return sums, np.outer(np.diff(row_starts, append=height), np.diff(col_starts, append=width))
 
 
 def _fingerprint(luma: np.ndarray) -> np.ndarray:
     """Means of an 8x8 grid of blocks of a (H, W) luma image: survives resizing, not a wrong frame."""
-    sums, counts = _block_sums(_sparse(luma)[:, :, None])
+    sums, counts = _block_sums(_sparse(luma[:, :, None]))
     return sums[:, :, 0] / counts
 
 
@@ -542,8 +546,8 @@ def _fingerprint_frame(frame) -> np.ndarray:
     return means if full_range else (means - 16) * (255 / 219)
 
 
-def _fingerprint_rgb(rgb: np.ndarray) -> np.ndarray:
-    """`_fingerprint` of the luma of a (H, W, 3) uint8 RGB image.
+def _fingerprints_rgb(rgb: np.ndarray) -> np.ndarray:
+    """`_fingerprint` of the luma of each of (..., H, W, 3) uint8 RGB images: (..., 8, 8).
 
     Block means of luma are luma of the blocks' channel means (luma is linear), so the sums run on the
     uint8 pixels directly: no float copy of a whole frame (that cost 40 ms a 720p frame).
@@ -700,7 +704,7 @@ def _as_numpy(batch) -> np.ndarray:
 
 
 def _check_same_pictures(
-    info: VideoInfo, indices: list[int], frames: np.ndarray, references: dict[int, np.ndarray]
+    info: VideoInfo, indices: list[int], frames: np.ndarray, fingerprints: dict[int, np.ndarray]
 ) -> None:
     """Raise _DecordFailed if decord returned other pictures than PyAV decoded for the same indices.
 
@@ -709,12 +713,16 @@ def _check_same_pictures(
     if min(frames.shape[1:3]) < 16:
         return  # too small for an 8x8 grid of blocks to mean anything
     wrong = []
-    for position, frame_index in enumerate(indices):
-        reference = references[frame_index]
+    # A chunk of frames at a time: one pass of numpy for the chunk instead of a dozen calls a frame (1.1 to
+    # 0.6 ms for 16 frames of 320x240); the copy a strided (sparse) view needs stays bounded.
+    for start in range(0, len(indices), _DECODE_CHUNK):
+        chunk = indices[start : start + _DECODE_CHUNK]
+        theirs = _fingerprints_rgb(frames[start : start + len(chunk)])
+        references = np.stack([fingerprints[frame_index] for frame_index in chunk])
         if info.rotation_deg == 180:  # decord returns these upright, PyAV as stored
-            reference = np.rot90(reference, 2)
-        if np.abs(_fingerprint_rgb(frames[position]) - reference).mean() > _FINGERPRINT_TOLERANCE:
-            wrong.append(frame_index)
+            references = references[:, ::-1, ::-1]
+        distance = np.abs(theirs - references).mean(axis=(1, 2))
+        wrong += [frame_index for frame_index, d in zip(chunk, distance.tolist()) if d > _FINGERPRINT_TOLERANCE]
     if wrong:
         shown = ", ".join(str(i) for i in wrong[:8]) + (" ..." if len(wrong) > 8 else "")
         raise _DecordFailed(f"decord returned different pictures than the file holds for frames {shown}")

@@ -7,15 +7,19 @@ pictures are still compared with the stored fingerprints (see `video.sample_*`'s
 
 An entry counts only for the same file as it was: same resolved path, size, modification time (ns),
 inode, and the same bytes in its first and last 64 KiB. The entries live in `paths.cache_dir() /
-"video_index"`, one small .npz per video (about 8 bytes per frame for the index and 256 bytes per
+"video_index"`, one small file per video (about 8 bytes per frame for the index and 264 bytes per
 verified frame); they are safe to delete. An unreadable, stale or older-format entry is ignored and
 rewritten; a cache folder that cannot be written only costs the speed-up.
+
+An entry is a JSON header (the key, the stream facts, the arrays' lengths) and then the arrays' raw
+little-endian bytes, read back with `np.frombuffer`: 0.07 ms to read and parse the events probe's entry,
+where the .npz of format 1 took 0.36 ms (a zip member and a parsed .npy header for each of 8 arrays) and
+was read twice per 04 pass and once more on a file's first read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -25,8 +29,12 @@ from pathlib import Path
 import numpy as np
 
 # Bump when the stored arrays or the meaning of a verified frame change: older entries are then ignored.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUFFIX = ".vidx"
+_MAGIC = b"WBVIDX2\n"
 _EDGE_BYTES = 64 * 1024
+# (field, dtype, shape of one item) in the order the arrays follow the header
+_ARRAYS = (("pts", "<i8", ()), ("keyframes", "<i8", ()), ("fp_indices", "<i8", ()), ("fp_values", "<f4", (8, 8)))
 
 
 @dataclass
@@ -64,28 +72,56 @@ def file_key(path: str | Path) -> str | None:
 
 def entry_path(path: str | Path) -> Path:
     name = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:32]
-    return cache_folder() / f"{name}.npz"
+    return cache_folder() / f"{name}{SUFFIX}"
+
+
+def _encode(key: str, entry: Entry) -> bytes:
+    indices = np.array(sorted(entry.fingerprints), dtype=np.int64)
+    values = (np.stack([entry.fingerprints[i] for i in indices.tolist()]) if len(indices)
+              else np.zeros((0, 8, 8)))
+    arrays = {"pts": entry.pts if entry.pts is not None else np.zeros(0), "keyframes": entry.keyframes,
+              "fp_indices": indices, "fp_values": values}
+    header = json.dumps({"key": key, "info": entry.info, "has_pts": entry.pts is not None,
+                         "time_base": list(entry.time_base) if entry.time_base else None,
+                         "lengths": [len(arrays[name]) for name, _, _ in _ARRAYS]}).encode()
+    parts = [_MAGIC, len(header).to_bytes(4, "little"), header]
+    parts += [np.ascontiguousarray(arrays[name], dtype=dtype).tobytes() for name, dtype, _ in _ARRAYS]
+    return b"".join(parts)
+
+
+def _decode(data: bytes, key: str) -> Entry | None:
+    """The entry in `data` if it is whole and stored under `key`; ValueError/KeyError if it is malformed."""
+    if not data.startswith(_MAGIC):
+        raise ValueError("not a video index entry of this format")
+    start = len(_MAGIC) + 4
+    end = start + int.from_bytes(data[len(_MAGIC):start], "little")
+    header = json.loads(data[start:end])
+    if header["key"] != key:
+        return None
+    arrays = {}
+    for (name, dtype, shape), length in zip(_ARRAYS, header["lengths"], strict=True):
+        count = length * int(np.prod(shape, dtype=np.int64))
+        arrays[name] = np.frombuffer(data, dtype, count, end).reshape(length, *shape)
+        end += arrays[name].nbytes
+    if end != len(data):
+        raise ValueError("video index entry has trailing or missing bytes")
+    time_base = header["time_base"]
+    return Entry(
+        info=header["info"],
+        pts=arrays["pts"].astype(np.int64) if header["has_pts"] else None,
+        keyframes=arrays["keyframes"].astype(np.int64),
+        time_base=tuple(time_base) if time_base else None,  # type: ignore[arg-type]
+        fingerprints=dict(zip(arrays["fp_indices"].tolist(), arrays["fp_values"].astype(np.float32))),
+    )
 
 
 def load(path: str | Path, key: str | None) -> Entry | None:
     """The entry stored for this file as it is now, or None (none stored, stale, or unreadable)."""
     if key is None:
         return None
-    stored = entry_path(path)
     try:
-        # Read whole, then parsed in memory: np.load on the file seeks and tells once per member (~20 ms).
-        with np.load(io.BytesIO(stored.read_bytes()), allow_pickle=False) as data:
-            if str(data["key"]) != key:
-                return None
-            time_base = tuple(int(v) for v in data["time_base"])
-            return Entry(
-                info=json.loads(str(data["info"])),
-                pts=data["pts"].astype(np.int64) if bool(data["has_pts"]) else None,
-                keyframes=data["keyframes"].astype(np.int64),
-                time_base=time_base if time_base[1] else None,  # type: ignore[arg-type]
-                fingerprints=dict(zip(data["fp_indices"].tolist(), data["fp_values"])),
-            )
-    except (OSError, ValueError, KeyError, EOFError):  # missing, half-written by a crash, older format
+        return _decode(entry_path(path).read_bytes(), key)
+    except (OSError, ValueError, KeyError, TypeError):  # missing, half-written by a crash, another format
         return None
 
 
@@ -93,9 +129,7 @@ def save(path: str | Path, key: str | None, entry: Entry) -> None:
     """Store the entry atomically; a cache that cannot be written is skipped (it only saves time)."""
     if key is None:
         return
-    indices = np.array(sorted(entry.fingerprints), dtype=np.int64)
-    values = (np.stack([entry.fingerprints[i] for i in indices.tolist()]).astype(np.float32) if len(indices)
-              else np.zeros((0, 8, 8), np.float32))
+    data = _encode(key, entry)
     target = entry_path(path)
     tmp = None
     try:
@@ -103,11 +137,7 @@ def save(path: str | Path, key: str | None, entry: Entry) -> None:
         # Renamed into place, not fsynced: a crash leaves the old entry or an unreadable one, both ignored.
         fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, key=np.array(key), info=np.array(json.dumps(entry.info)),
-                     has_pts=np.array(entry.pts is not None),
-                     pts=entry.pts if entry.pts is not None else np.zeros(0, np.int64),
-                     keyframes=entry.keyframes, time_base=np.array(entry.time_base or (0, 0), np.int64),
-                     fp_indices=indices, fp_values=values)
+            handle.write(data)
         os.replace(tmp, target)
         tmp = None
     except OSError:
@@ -118,9 +148,10 @@ def save(path: str | Path, key: str | None, entry: Entry) -> None:
 
 
 def clear() -> int:
-    """Delete every stored entry; returns how many there were."""
+    """Delete every stored entry (format 1's .npz files too); returns how many there were."""
     removed = 0
-    for stored in cache_folder().glob("*.npz") if cache_folder().exists() else []:
+    folder = cache_folder()
+    for stored in [*folder.glob(f"*{SUFFIX}"), *folder.glob("*.npz")] if folder.exists() else []:
         stored.unlink(missing_ok=True)
         removed += 1
     return removed
