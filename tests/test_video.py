@@ -384,12 +384,16 @@ def test_narrow_sizes_decord_fails_on_are_decoded_by_pyav(tmp_path, size):
     path = _write_index(tmp_path / f"narrow_{size[0]}x{size[1]}.mp4", "mp4", size=size, n_frames=20)
     with pytest.raises(Exception):  # the reason for the fallback: decord itself cannot copy these out
         video.import_decord().VideoReader(str(path)).get_batch([0, 5]).asnumpy()
-    result = video.sample_uniform(path, 4)
+    first = video.sample_uniform(path, 4)  # a first read returns the strict check's own frames (PyAV's)
+    assert first.notes == []
+    result = video.sample_uniform(path, 4)  # later reads try decord, which fails: PyAV again, with a note
     assert result.frames.shape == (4, size[1], size[0], 3)
     assert result.indices.tolist() == [2, 7, 12, 17]
     np.testing.assert_allclose(result.timestamps_s, result.indices / 10.0, atol=1e-6)
     assert [read_frame_index(frame) for frame in result.frames] == [2, 7, 12, 17]
     assert any(note.startswith("decoded with PyAV: decord failed") for note in result.notes)
+    np.testing.assert_array_equal(result.frames, first.frames)
+    np.testing.assert_array_equal(result.timestamps_s, first.timestamps_s)
 
 
 def test_av1_clip_is_decoded(tmp_path):
@@ -414,8 +418,9 @@ def test_wrong_frames_from_decord_are_caught_and_replaced(tmp_path, monkeypatch)
     """decord mis-seeks in MPEG-TS and returns other frames than asked; forced through decord, that must not pass."""
     monkeypatch.setattr(video, "_PYAV_CONTAINERS", frozenset())
     path = _write_index(tmp_path / "broadcast.ts", "mpegts", options={"g": "20", "bf": "2"})
-    result = video.sample_uniform(path, 5)
-    assert_consistent(result, 10.0, 120, 160)
+    assert_consistent(video.sample_uniform(path, 5), 10.0, 120, 160)  # a first read: the strict check's frames
+    result = video.sample_uniform(path, 5, max_side=80, verify="always")  # resized: decord, then the check
+    assert_consistent(result, 10.0, 60, 80)
     assert len(result.notes) == 1
     assert result.notes[0].startswith("decoded with PyAV: decord returned different pictures than the file holds")
 
@@ -689,3 +694,77 @@ def test_block_sums_of_a_batch_equal_each_frame_s_and_never_overflow():
         white = np.full((2, height, 16, 3), 255, np.uint8)
         sums, counts = video._block_sums(white)
         assert (sums == 255 * counts[None, :, :, None]).all()
+
+
+def _decord_readers(monkeypatch) -> list[str]:
+    """Record each decord.VideoReader opened by the reader (the list of paths grows per open)."""
+    decord = video.import_decord()
+    opened: list[str] = []
+    real = decord.VideoReader
+    monkeypatch.setattr(decord, "VideoReader", lambda path, *a, **k: opened.append(path) or real(path, *a, **k))
+    return opened
+
+
+def test_a_first_read_returns_the_checks_frames_and_the_next_read_confirms_decord(index_video_25fps, own_cache,
+                                                                                  monkeypatch):
+    """No decord on a first read; the first decord read at the stored size confirms it gives the same bytes."""
+    opened = _decord_readers(monkeypatch)
+    first = video.sample_uniform(index_video_25fps, 4)  # frames 12, 37, 62, 87; the confirming one is 12
+    assert opened == [] and first.notes == []
+    assert video._known(index_video_25fps, "once").decord_pixels["state"] == "unconfirmed"
+    again = video.sample_fps(index_video_25fps, 5.0, start_s=1.0, end_s=2.0)  # frames 25-45: 12 is decoded too
+    assert len(opened) == 1 and again.indices.tolist() == [25, 30, 35, 40, 45] and again.notes == []
+    assert_consistent(again, 25.0, 144, 192)
+    assert video._known(index_video_25fps, "once").decord_pixels == {"state": "same"}
+    third = video.sample_uniform(index_video_25fps, 4)
+    np.testing.assert_array_equal(third.frames, first.frames)
+    np.testing.assert_array_equal(third.timestamps_s, first.timestamps_s)
+    assert len(opened) == 2 and third.notes == []
+
+
+def test_when_decord_gives_other_bytes_the_file_stays_with_pyav(index_video_25fps, own_cache, monkeypatch):
+    """A rerun gets the first read's pixels: decord's differ by one grey level here, too little for the
+    fingerprints, so the byte comparison decides, and PyAV decodes that file from then on."""
+    first = video.sample_uniform(index_video_25fps, 4)
+    real_decode = video._decode
+
+    def one_level_brighter(*args):
+        frames, starts = real_decode(*args)
+        return np.minimum(frames, 254) + 1, starts
+
+    monkeypatch.setattr(video, "_decode", one_level_brighter)
+    second = video.sample_uniform(index_video_25fps, 4, verify="off")  # the confirmation runs without the check too
+    np.testing.assert_array_equal(second.frames, first.frames)
+    assert second.notes == ["decoded with PyAV: decord gives other pixels than PyAV for this file (frame 12, "
+                            "compared byte for byte), and its first read returned PyAV's"]
+    opened = _decord_readers(monkeypatch)
+    third = video.sample_uniform(index_video_25fps, 6)
+    assert opened == [] and third.notes == second.notes  # remembered: decord is not asked again at this size
+    assert_consistent(third, 25.0, 144, 192)
+    resized = video.sample_uniform(index_video_25fps, 4, max_side=160)  # never PyAV's pixels: decord as before
+    assert len(opened) == 1 and resized.notes == [] and resized.frames.shape[1:] == (120, 160, 3)
+
+
+def test_start_times_count_from_the_first_frame_whichever_frames_are_read(tmp_path, own_cache):
+    """A file whose first frame is at 0.5 s: the first read (PyAV), later ones (decord) and a resized one
+    all give the packet index's times from that frame."""
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "starts_late.mkv"
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=10, options={"bf": "2"})
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(index_pattern(i, (160, 120)), format="rgb24")
+            frame.pts, frame.time_base = i + 5, Fraction(1, 10)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    for call in (lambda: video.sample_uniform(path, 3), lambda: video.sample_fps(path, 5.0, start_s=0.3),
+                 lambda: video.sample_uniform(path, 3), lambda: video.sample_fps(path, 10.0, end_s=1.0),
+                 lambda: video.sample_uniform(path, 5, max_side=80)):
+        result = call()
+        assert_consistent(result, 10.0, *result.frames.shape[1:3])

@@ -5,10 +5,11 @@ damaged file either fails with an opaque C++ message, silently returns fewer fra
 claims, or returns concealed garbage or wrong frames without complaint (benchmarks/decord_integrity.py
 and docs/video_benchmark.md list the cases). The check reads the packet index (no decoding) and then
 decodes, strictly, just the groups of pictures that hold the requested frames; decord then decodes and
-resizes those frames, and its pictures are compared with PyAV's. (On a file's first read the strict
-decode's own frames are returned instead, once decord has been seen to give the same pixels for one of
-them: `_first_read`; a rerun gets the same pixels either way.) Any problem with the file becomes a
-`VideoError` that names it and what is wrong.
+resizes those frames, and its pictures are compared with PyAV's. (On a file's first read at its stored
+size the strict decode's own frames are returned instead, with no decord at all; the next read through
+decord at that size confirms that decord gives the same bytes for one of them, or hands the file to PyAV
+for good: `_first_read`, `_decord_frames`; a rerun gets the same pixels either way.) Start times always come
+from the packet index. Any problem with the file becomes a `VideoError` that names it and what is wrong.
 
 The check is done once per file (`verify="once"`, the default): the packet index and a fingerprint of every
 frame the strict decode verified are cached (`workbench.video_cache`, keyed by the file's path, size,
@@ -30,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -315,6 +317,7 @@ class _Known:
     key: str | None  # video_cache.file_key; None: not cached (verify="always", or unreadable)
     unsaved: bool = False  # learned something the cache does not hold yet
     container: Any = None  # the container the index was just read from, open for this call's strict decode
+    decord_pixels: dict | None = None  # whether decord gives PyAV's pixels (video_cache.Entry.decord_pixels)
 
     def take_container(self):
         """The open container, for one strict decode that closes it; None if there is none."""
@@ -329,10 +332,19 @@ class _Known:
         self.fingerprints.update(fingerprints)
         self.unsaved = self.unsaved or bool(fingerprints)
 
+    @property
+    def decord_state(self) -> str | None:
+        return None if self.decord_pixels is None else self.decord_pixels["state"]
+
+    def set_decord_pixels(self, pixels: dict) -> None:
+        self.decord_pixels = pixels
+        self.unsaved = True
+
     def save(self) -> None:
         """Write the entry once per call, after the check (one small file write, no fsync)."""
         if self.unsaved and self.key is not None:
-            video_cache.save(self.index.info.path, self.key, _entry(self.index, self.fingerprints))
+            video_cache.save(self.index.info.path, self.key,
+                             _entry(self.index, self.fingerprints, self.decord_pixels))
         self.unsaved = False
 
 
@@ -346,7 +358,7 @@ def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
         info = VideoInfo(path=Path(path), **stored.info)
         return _Known(_StreamIndex(info, stored.pts, stored.keyframes,
                                    Fraction(*stored.time_base) if stored.time_base else None),
-                      stored.fingerprints, key)
+                      stored.fingerprints, key, decord_pixels=stored.decord_pixels)
     container = _open_for_decoding(Path(path))  # raises VideoError for a missing or empty file
     try:
         index = _inspect(path, container)  # raises VideoError for a damaged file: nothing is cached
@@ -356,12 +368,13 @@ def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
     return _Known(index, {}, key, unsaved=key is not None, container=container)
 
 
-def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray]):
+def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray], decord_pixels: dict | None = None):
     from dataclasses import asdict
 
     info = {k: v for k, v in asdict(index.info).items() if k != "path"}
     time_base = (index.time_base.numerator, index.time_base.denominator) if index.time_base else None
-    return video_cache.Entry(info, index.pts, np.asarray(index.keyframes, np.int64), time_base, fingerprints)
+    return video_cache.Entry(info, index.pts, np.asarray(index.keyframes, np.int64), time_base, fingerprints,
+                             decord_pixels)
 
 
 def _reference_fingerprints(
@@ -385,17 +398,18 @@ def _reference_fingerprints(
 
 def _first_read(
     path: Path, index: _StreamIndex, indices: list[int], container=None
-) -> tuple[dict[int, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+) -> tuple[dict[int, np.ndarray], np.ndarray, dict]:
     """The strict check of a first read at the stored size, keeping the wanted frames as well:
-    (fingerprints, (frames, starts)).
+    (fingerprints, frames, what decord must confirm).
 
     The check decodes the same groups of pictures decord would, so decoding them again with decord doubles
-    a first read's cost. Its frames are returned instead when decord gives the same pixels for this file:
-    decord decodes the one wanted frame nearest after a keyframe and must match it byte for byte (the
-    codec's output is exact and one conversion serves the whole stream), and the timestamps are decord's
-    own. Otherwise (a mismatch, decord failing) (frames, starts) is None and the caller reads with decord as
-    on any later call, so a rerun gets the same pixels either way. Resized reads are not taken here: PyAV's
-    scaler does not match decord's to the byte (bicubic is closest, 3 grey levels at most).
+    a first read's cost: the check's own frames are returned. Later reads decode with decord, and must give
+    the same pixels as this one; that is confirmed on the first of them that reads at the stored size
+    (`_frames_of`): decord decodes one frame of this read (the wanted one nearest after its keyframe) and its
+    bytes must hash to what PyAV's did here (the codec's output is exact and one conversion serves the whole
+    stream). If they do not, that file is decoded by PyAV from then on, so a rerun gets this read's pixels
+    either way. Resized reads are not taken here: PyAV's scaler does not match decord's to the byte (bicubic
+    is closest, 3 grey levels at most).
     """
     info = index.info
     positions = _positions(indices)
@@ -412,19 +426,13 @@ def _first_read(
         frames[positions[frame_index]] = to_rgb(frame)
 
     _decode_strict(path, index, sorted(positions), keep, passed=passed, container=container)
-    decord = import_decord()
     nearest = min(positions, key=lambda i: (i - _keyframe_before(index, i), i))
-    try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
-        if len(reader) != info.n_frames:
-            return fingerprints, None
-        theirs = _as_numpy(reader.get_batch([nearest]))
-        starts = _decord_starts(reader, index, indices)
-    except (decord.DECORDError, RuntimeError):
-        return fingerprints, None
-    if theirs.shape != (1, *frames.shape[1:]) or not np.array_equal(theirs[0], frames[positions[nearest][0]]):
-        return fingerprints, None
-    return fingerprints, (frames, starts)
+    pixels = {"state": "unconfirmed", "frame": nearest, "sha256": _pixel_digest(frames[positions[nearest][0]])}
+    return fingerprints, frames, pixels
+
+
+def _pixel_digest(frame: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(frame).data).hexdigest()
 
 
 def _positions(indices: list[int]) -> dict[int, list[int]]:
@@ -454,7 +462,7 @@ def _decode_pyav(
         frames[positions[frame_index]] = np.rot90(rgb, turns) if turns else rgb
 
     _decode_strict(path, index, sorted(positions), keep, container=container)
-    return frames, _fallback_starts(index, indices)
+    return frames, _start_times(index, indices)
 
 
 def _rgb_converter(width: int | None = None, height: int | None = None):
@@ -655,7 +663,10 @@ class _DecordFailed(Exception):
 
 
 def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(frames (T, H, W, 3) uint8, start times (T,) float64) for `indices`, resized by the decoder."""
+    """(frames (T, H, W, 3) uint8, start times (T,) float64) for `indices`, resized by the decoder.
+
+    The start times are the packet index's (`_start_times`), as for frames PyAV decodes, not decord's own.
+    """
     decord = import_decord()
 
     info = index.info
@@ -683,19 +694,9 @@ def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int
                     raise _DecordFailed(f"decord returned {chunk.shape} {chunk.dtype} frames, expected "
                                         f"(T, {size[1]}, {size[0]}, 3) uint8")
                 frames[start : start + len(chunk)] = chunk
-        starts = _decord_starts(reader, index, indices)
     except (decord.DECORDError, RuntimeError) as err:
         raise _DecordFailed(f"decord failed ({_short(err)})") from err
-    return frames, starts
-
-
-def _decord_starts(reader, index: _StreamIndex, indices: list[int]) -> np.ndarray:
-    """decord's start times of `indices`, or the packet index's where decord's make no sense."""
-    starts = np.asarray(reader.get_frame_timestamp(indices), dtype=np.float64)[:, 0]
-    if not np.all(np.isfinite(starts)) or np.any(starts < 0):
-        # Some containers (AVI) carry no presentation times; decord then reports nonsense.
-        starts = _fallback_starts(index, indices)
-    return starts
+    return frames, _start_times(index, indices)
 
 
 def _as_numpy(batch) -> np.ndarray:
@@ -728,7 +729,14 @@ def _check_same_pictures(
         raise _DecordFailed(f"decord returned different pictures than the file holds for frames {shown}")
 
 
-def _fallback_starts(index: _StreamIndex, indices: list[int]) -> np.ndarray:
+def _start_times(index: _StreamIndex, indices: list[int]) -> np.ndarray:
+    """Seconds from the first frame to each of `indices`, from the packets' presentation times (exact).
+
+    Every read takes these, whichever library decoded it, so a first read (PyAV's frames, no decord reader
+    opened) and later ones (decord's) agree to the bit. decord's own times (`get_frame_timestamp`, float32)
+    agreed with them to 5e-7 s on every file checked (the real clips, the probe videos, MP4, MKV, MOV and
+    WebM with B-frames, a file whose first frame is at 0.5 s); AVI gives decord none.
+    """
     if index.pts is None or index.time_base is None:
         return np.asarray(indices, dtype=np.float64) / index.info.fps
     relative = (index.pts[indices] - index.pts[0]).astype(np.float64)
@@ -781,6 +789,35 @@ def _read(
     )
 
 
+def _differs(frame: int) -> str:
+    return (f"decord gives other pixels than PyAV for this file (frame {frame}, compared byte for byte), and its "
+            f"first read returned PyAV's")
+
+
+def _decord_frames(
+    path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int], known: _Known,
+    references: dict[int, np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """decord's frames and start times, checked against `references` (fingerprints) when given, and, at the
+    stored size of a file whose first read returned PyAV's frames, confirmed to be PyAV's pixels (see
+    `_first_read`; one more frame is decoded when this read does not ask for the confirming one).
+    Raises _DecordFailed; a failed confirmation is remembered (`known`), so that PyAV decodes from then on."""
+    info = index.info
+    pending = known.decord_pixels if size == (info.width, info.height) and known.decord_state == "unconfirmed" \
+        else None
+    wanted = indices if pending is None or pending["frame"] in indices else [*indices, pending["frame"]]
+    frames, starts = _decode(path, index, wanted, size)
+    if references is not None:
+        checked = [i for i in wanted[len(indices):] if i in references]  # the confirming frame, if verified
+        _check_same_pictures(info, indices + checked, frames[: len(indices) + len(checked)], references)
+    if pending is not None:
+        same = _pixel_digest(frames[wanted.index(pending["frame"])]) == pending["sha256"]
+        known.set_decord_pixels({"state": "same"} if same else {"state": "differs", "frame": pending["frame"]})
+        if not same:
+            raise _DecordFailed(_differs(pending["frame"]))
+    return frames[: len(indices)], starts[: len(indices)]
+
+
 def _frames_of(
     path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int], notes: list[str], known: _Known,
     verify: VerifyPolicy,
@@ -788,14 +825,20 @@ def _frames_of(
     """(frames, start times) for `_read`: checked, from decord or PyAV; appends to `notes` when PyAV decodes."""
     info = index.info
     reason = _pyav_reason(info)
+    stored_size = size == (info.width, info.height)
+    if reason is None and stored_size and known.decord_state == "differs":
+        reason = _differs(known.decord_pixels["frame"])
     if reason is None:
         references, read = None, None
         if verify != "off":
             unverified = sorted(set(indices) - set(known.fingerprints))
             first = len(unverified) == len(set(indices))  # nothing verified yet
-            if first and info.rotation_deg == 0 and size == (info.width, info.height):
-                fingerprints, read = _first_read(path, index, indices, known.take_container())
+            if first and info.rotation_deg == 0 and stored_size:
+                fingerprints, frames, pixels = _first_read(path, index, indices, known.take_container())
                 known.remember(fingerprints)
+                if known.decord_state != "same":  # (decord gave PyAV's pixels already: nothing to confirm)
+                    known.set_decord_pixels(pixels)
+                read = frames, _start_times(index, indices)
             elif unverified:
                 known.remember(_reference_fingerprints(path, index, unverified, known.take_container()))
             references = known.fingerprints
@@ -804,9 +847,7 @@ def _frames_of(
             frames, starts = read
         else:
             try:
-                frames, starts = _decode(path, index, indices, size)
-                if references is not None:
-                    _check_same_pictures(info, indices, frames, references)
+                frames, starts = _decord_frames(path, index, indices, size, known, references)
             except _DecordFailed as failure:
                 frames = None  # release decord's frames before PyAV allocates its own
                 reason = str(failure)

@@ -28,6 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+# At import, not in the first lookup: a file's first read would otherwise pay for it (0.6 ms, a sixtieth of a
+# small clip's read); every entry point that reads video imports it anyway.
+from workbench import paths
+
 # Bump when the stored arrays or the meaning of a verified frame change: older entries are then ignored.
 FORMAT_VERSION = 2
 SUFFIX = ".vidx"
@@ -46,11 +50,13 @@ class Entry:
     keyframes: np.ndarray  # (K,) int64 presentation indices of keyframes
     time_base: tuple[int, int] | None  # (numerator, denominator)
     fingerprints: dict[int, np.ndarray]  # frame index -> (8, 8) float32 luma block means, verified frames only
+    # Whether decord gives PyAV's pixels for this file, once a first read returned PyAV's frames (see
+    # video._first_read): None (no such read), {"state": "unconfirmed", "frame": i, "sha256": hex digest of
+    # PyAV's RGB bytes of frame i}, {"state": "same"} or {"state": "differs", "frame": i}.
+    decord_pixels: dict | None = None
 
 
 def cache_folder() -> Path:
-    from workbench import paths
-
     return paths.cache_dir() / "video_index"
 
 
@@ -83,6 +89,7 @@ def _encode(key: str, entry: Entry) -> bytes:
               "fp_indices": indices, "fp_values": values}
     header = json.dumps({"key": key, "info": entry.info, "has_pts": entry.pts is not None,
                          "time_base": list(entry.time_base) if entry.time_base else None,
+                         "decord_pixels": entry.decord_pixels,
                          "lengths": [len(arrays[name]) for name, _, _ in _ARRAYS]}).encode()
     parts = [_MAGIC, len(header).to_bytes(4, "little"), header]
     parts += [np.ascontiguousarray(arrays[name], dtype=dtype).tobytes() for name, dtype, _ in _ARRAYS]
@@ -112,6 +119,7 @@ def _decode(data: bytes, key: str) -> Entry | None:
         keyframes=arrays["keyframes"].astype(np.int64),
         time_base=tuple(time_base) if time_base else None,  # type: ignore[arg-type]
         fingerprints=dict(zip(arrays["fp_indices"].tolist(), arrays["fp_values"].astype(np.float32))),
+        decord_pixels=header.get("decord_pixels"),
     )
 
 
