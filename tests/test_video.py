@@ -768,3 +768,16 @@ def test_start_times_count_from_the_first_frame_whichever_frames_are_read(tmp_pa
                  lambda: video.sample_uniform(path, 5, max_side=80)):
         result = call()
         assert_consistent(result, 10.0, *result.frames.shape[1:3])
+
+
+def test_a_video_stream_without_a_decoder_is_a_video_error(tmp_path, own_cache):
+    """A header naming a codec FFmpeg has no decoder for (here the MP4's 'avc1' overwritten; one of the
+    integrity sweep's damaged copies did the same) gives a VideoError naming the file, on every path."""
+    intact = _write_index(tmp_path / "intact.mp4", "mp4", n_frames=20)
+    path = tmp_path / "unknown_codec.mp4"
+    path.write_bytes(intact.read_bytes().replace(b"avc1", b"zzzz"))
+    for call in (lambda: video.probe(path), lambda: video.sample_uniform(path, 3),
+                 lambda: video.sample_uniform(path, 3, verify="off"), lambda: video.probe(path, verify="always")):
+        with pytest.raises(video.VideoError, match="no decoder for its video codec") as caught:
+            call()
+        assert str(path) in str(caught.value)

@@ -199,6 +199,9 @@ def _open_for_decoding(path: Path):
     container = _open_container(path)
     if container.streams.video:
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # FFmpeg has no decoder for what the header names
+            container.close()
+            raise VideoError(path, "no decoder for its video codec (an unsupported codec, or a damaged header)")
         stream.codec_context.options = dict(_STRICT_DECODE)
         stream.thread_type = "AUTO"
     return container
