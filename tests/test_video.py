@@ -781,3 +781,20 @@ def test_a_video_stream_without_a_decoder_is_a_video_error(tmp_path, own_cache):
         with pytest.raises(video.VideoError, match="no decoder for its video codec") as caught:
             call()
         assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(("rotation", "turns_back"), [(0, 0), (90, -1), (180, 2), (270, 1)])
+def test_a_first_read_learns_the_rotation_from_its_own_decode(tmp_path, own_cache, rotation, turns_back):
+    """Without a probe first: the packet index leaves the rotation to the first read's strict decode, which
+    starts over at the displayed size when it finds one; what is cached then holds the rotation read."""
+    path = _write_rotated(tmp_path / f"first_{rotation}.mp4", rotation)
+    first = video.sample_uniform(path, 4)
+    assert first.info.rotation_deg == rotation
+    assert first.frames.shape[1:3] == ((64, 48) if rotation in (90, 270) else (48, 64))
+    assert [read_frame_index(np.rot90(frame, turns_back)) for frame in first.frames] == first.indices.tolist()
+    assert video.probe(path).rotation_deg == rotation  # from the cache entry the first read wrote
+    again = video.sample_uniform(path, 4)
+    np.testing.assert_array_equal(again.frames, first.frames)
+    resized = video.sample_uniform(tmp_path.joinpath(f"first_{rotation}.mp4"), 2, max_side=32, verify="always")
+    assert resized.info.rotation_deg == rotation
+    assert resized.frames.shape[1:3] == ((32, 24) if rotation in (90, 270) else (24, 32))

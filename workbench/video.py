@@ -149,6 +149,9 @@ class _StreamIndex:
     pts: np.ndarray | None  # (n_frames,) int64 sorted presentation timestamps; None if the file has none
     keyframes: np.ndarray  # presentation indices of keyframes, sorted
     time_base: Fraction | None
+    # False: info.rotation_deg is the container's tag (or 0) until a decoded frame's display matrix is read
+    # (`_Known.read_rotation`, or the strict decode of a first read: `_first_read`)
+    rotation_read: bool = True
 
 
 def _open_container(path: Path):
@@ -181,10 +184,15 @@ def _fps_of(stream, n_frames: int, path: Path) -> float:
     raise VideoError(path, "frame rate unknown: the container gives no rate or duration")
 
 
+def _frame_rotation(frame) -> int:
+    """A decoded frame's counter-clockwise display rotation in degrees, a multiple of 90 (odd angles round)."""
+    return int(round(frame.rotation / 90)) * 90 % 360 if frame.rotation else 0
+
+
 def _rotation_of(stream, first_frame) -> int:
     """Counter-clockwise display rotation in degrees, a multiple of 90 (odd angles round to one)."""
     if first_frame is not None and first_frame.rotation:
-        return int(round(first_frame.rotation / 90)) * 90 % 360
+        return _frame_rotation(first_frame)
     tag = stream.metadata.get("rotate")  # the older tag counts clockwise
     if tag is not None:
         try:
@@ -207,11 +215,14 @@ def _open_for_decoding(path: Path):
     return container
 
 
-def _inspect(path: str | Path, container) -> _StreamIndex:
+def _inspect(path: str | Path, container, read_rotation: bool = True) -> _StreamIndex:
     """Count the video packets with PyAV and check them against what the container claims.
 
     `container` (from `_open_for_decoding`) is demuxed here and left open: the strict decode that follows a
-    first read seeks back in it (one open instead of two, 2-12 ms a file on the real clips).
+    first read seeks back in it (one open instead of two, 2-12 ms a file on the real clips). The display
+    rotation is read from the first frame decoded on the way, unless `read_rotation` is False: a first read
+    at the stored size reads it from its own strict decode instead (see `_read`), which saves decoding the
+    first frames twice (2-2.5 ms of a 176x144 clip's 45 ms first read).
     """
     import av
 
@@ -229,10 +240,10 @@ def _inspect(path: str | Path, container) -> _StreamIndex:
             if packet.is_keyframe:
                 key_positions.append(len(timestamps))
             timestamps.append(packet.pts if packet.pts is not None else packet.dts)
-            if first_frame is None and len(timestamps) <= _FIRST_FRAME_PACKETS:
+            if read_rotation and first_frame is None and len(timestamps) <= _FIRST_FRAME_PACKETS:
                 # (strict and threaded: a damaged packet gives None here, and frames come a few packets late)
                 first_frame = _first_decoded(packet)
-        if first_frame is None and timestamps:
+        if read_rotation and first_frame is None and timestamps:
             first_frame = _first_decoded(None, stream)  # a clip shorter than the decoder's delay: drain it
     except av.error.FFmpegError as err:
         raise VideoError(
@@ -255,14 +266,34 @@ def _inspect(path: str | Path, container) -> _StreamIndex:
         container=container.format.name,
     )
     if any(t is None for t in timestamps):
-        return _StreamIndex(info, None, np.array([0]), None)
+        return _StreamIndex(info, None, np.array([0]), None, rotation_read=read_rotation)
     decode_order = np.array(timestamps, dtype=np.int64)
     pts = np.sort(decode_order)
     # Frame 0 always counts: a damaged stream may flag no keyframe at all, and decoding from the
     # start is then the only way in.
     # (sorted in Python: np.union1d's first call in a process imports numpy.dtypes, 0.1 s of CPU)
     keyframes = np.array(sorted({0, *np.searchsorted(pts, decode_order[key_positions]).tolist()}), np.int64)
-    return _StreamIndex(info, pts, keyframes, stream.time_base)
+    return _StreamIndex(info, pts, keyframes, stream.time_base, rotation_read=read_rotation)
+
+
+def _first_rotation(path: Path, container) -> int:
+    """The display rotation of a file's first decodable frame (the tag's, or 0, if none decodes early)."""
+    import av
+
+    stream = container.streams.video[0]
+    try:
+        container.seek(0, backward=True)
+        first_frame = None
+        for position, packet in enumerate(container.demux(stream)):
+            if packet.size:
+                first_frame = _first_decoded(packet)
+            if first_frame is not None or position + 1 >= _FIRST_FRAME_PACKETS:
+                break
+        if first_frame is None:
+            first_frame = _first_decoded(None, stream)  # what the decoder holds (the next seek resets it)
+    except av.error.FFmpegError:
+        first_frame = None  # damage near the start is left to the decode of the frames asked for
+    return _rotation_of(stream, first_frame)
 
 
 def _first_decoded(packet, stream=None):
@@ -335,6 +366,23 @@ class _Known:
         self.fingerprints.update(fingerprints)
         self.unsaved = self.unsaved or bool(fingerprints)
 
+    def read_rotation(self) -> None:
+        """Read the display rotation from the first decoded frame if the index does not hold it yet."""
+        if self.index.rotation_read:
+            return
+        path = self.index.info.path
+        if self.container is not None:  # left open: the strict decode that may follow seeks back in it
+            rotation = _first_rotation(path, self.container)
+        else:
+            with _open_for_decoding(path) as container:
+                rotation = _first_rotation(path, container)
+        self.set_rotation(rotation)
+
+    def set_rotation(self, rotation: int) -> None:
+        from dataclasses import replace
+
+        self.index = replace(self.index, info=replace(self.index.info, rotation_deg=rotation), rotation_read=True)
+
     @property
     def decord_state(self) -> str | None:
         return None if self.decord_pixels is None else self.decord_pixels["state"]
@@ -344,15 +392,18 @@ class _Known:
         self.unsaved = True
 
     def save(self) -> None:
-        """Write the entry once per call, after the check (one small file write, no fsync)."""
-        if self.unsaved and self.key is not None:
+        """Write the entry once per call, after the check (one small file write, no fsync); never before the
+        rotation is read."""
+        if self.unsaved and self.key is not None and self.index.rotation_read:
             video_cache.save(self.index.info.path, self.key,
                              _entry(self.index, self.fingerprints, self.decord_pixels))
         self.unsaved = False
 
 
-def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
-    """The file's packet index (from the cache when this file, unchanged, was read before) and verified frames."""
+def _known(path: str | Path, verify: VerifyPolicy, read_rotation: bool = True) -> _Known:
+    """The file's packet index (from the cache when this file, unchanged, was read before) and verified frames.
+
+    `read_rotation` False leaves a new index's rotation to be read later (`_Known.read_rotation`, `_read`)."""
     if verify not in VERIFY_POLICIES:
         raise VideoError(path, f"unknown verify policy {verify!r}; choose one of {', '.join(VERIFY_POLICIES)}")
     key = None if verify == "always" else video_cache.file_key(path)
@@ -364,7 +415,7 @@ def _known(path: str | Path, verify: VerifyPolicy) -> _Known:
                       stored.fingerprints, key, decord_pixels=stored.decord_pixels)
     container = _open_for_decoding(Path(path))  # raises VideoError for a missing or empty file
     try:
-        index = _inspect(path, container)  # raises VideoError for a damaged file: nothing is cached
+        index = _inspect(path, container, read_rotation)  # raises VideoError for a damaged file: nothing is cached
     except BaseException:
         container.close()
         raise
@@ -400,7 +451,7 @@ def _reference_fingerprints(
 
 
 def _first_read(
-    path: Path, index: _StreamIndex, indices: list[int], container=None
+    path: Path, index: _StreamIndex, indices: list[int], container=None, check_rotation: bool = False
 ) -> tuple[dict[int, np.ndarray], np.ndarray, dict]:
     """The strict check of a first read at the stored size, keeping the wanted frames as well:
     (fingerprints, frames, what decord must confirm).
@@ -413,6 +464,9 @@ def _first_read(
     stream). If they do not, that file is decoded by PyAV from then on, so a rerun gets this read's pixels
     either way. Resized reads are not taken here: PyAV's scaler does not match decord's to the byte (bicubic
     is closest, 3 grey levels at most).
+
+    `check_rotation`: the index has not read the display rotation (`_inspect`); the first frame decoded here
+    gives it, and one other than 0 raises _Rotated before anything else is done (the read starts over).
     """
     info = index.info
     positions = _positions(indices)
@@ -420,8 +474,13 @@ def _first_read(
     frames = np.empty((len(indices), info.height, info.width, 3), dtype=np.uint8)
 
     to_rgb = _rgb_converter()
+    unchecked = [check_rotation]  # whether the next frame is the first, and its rotation still to be read
 
     def passed(frame_index: int, frame) -> None:
+        if unchecked[0]:
+            unchecked[0] = False
+            if degrees := _frame_rotation(frame):
+                raise _Rotated(degrees)
         fingerprints[frame_index] = _fingerprint_frame(frame)
 
     def keep(frame_index: int, frame) -> None:
@@ -769,27 +828,52 @@ def _read(
     verify: VerifyPolicy = "always",
 ) -> Frames:
     path = Path(path)
-    info = index.info
     notes = list(notes or [])
     known = known or _Known(index, {}, None)
     try:
-        try:
-            size = sampling.target_size(info.display_width, info.display_height, max_side=max_side,
-                                        max_pixels=max_pixels)
-        except ValueError as err:
-            raise VideoError(path, str(err)) from err
-        frames, starts = _frames_of(path, index, indices, size, notes, known, verify)
+        while True:
+            info = known.index.info
+            try:
+                size = sampling.target_size(info.display_width, info.display_height, max_side=max_side,
+                                            max_pixels=max_pixels)
+            except ValueError as err:
+                raise VideoError(path, str(err)) from err
+            if not known.index.rotation_read and not _takes_first_read(known, indices, size, verify):
+                known.read_rotation()  # then the size again: a 90/270-degree file is displayed on its side
+                continue
+            try:
+                frames, starts = _frames_of(path, known.index, indices, size, notes, known, verify)
+                break
+            except _Rotated as rotated:  # the first read's own strict decode found a display rotation
+                known.set_rotation(rotated.degrees)
     finally:
         known.close()
     return Frames(
         frames=frames,
         timestamps_s=starts,
         indices=np.asarray(indices, dtype=np.int64),
-        info=info,
+        info=known.index.info,
         window_ids=None if window_ids is None else np.asarray(window_ids, dtype=np.int64),
         windows=windows,
         notes=notes,
     )
+
+
+class _Rotated(Exception):
+    """A first read's strict decode met a frame with a display rotation the index had not read yet."""
+
+    def __init__(self, degrees: int):
+        super().__init__(degrees)
+        self.degrees = degrees
+
+
+def _takes_first_read(known: _Known, indices: list[int], size: tuple[int, int], verify: VerifyPolicy) -> bool:
+    """Whether this read is a first read at the stored size (`_first_read`): checked, none of its frames
+    verified yet, not rotated (as far as the index knows), decord not set aside for the file."""
+    info = known.index.info
+    return (verify != "off" and _pyav_reason(info) is None and info.rotation_deg == 0
+            and size == (info.width, info.height) and known.decord_state != "differs"
+            and known.fingerprints.keys().isdisjoint(indices))
 
 
 def _differs(frame: int) -> str:
@@ -835,9 +919,11 @@ def _frames_of(
         references, read = None, None
         if verify != "off":
             unverified = sorted(set(indices) - set(known.fingerprints))
-            first = len(unverified) == len(set(indices))  # nothing verified yet
-            if first and info.rotation_deg == 0 and stored_size:
-                fingerprints, frames, pixels = _first_read(path, index, indices, known.take_container())
+            if _takes_first_read(known, indices, size, verify):
+                fingerprints, frames, pixels = _first_read(path, index, indices, known.take_container(),
+                                                           check_rotation=not index.rotation_read)
+                if not index.rotation_read:
+                    known.set_rotation(0)  # its frames had none
                 known.remember(fingerprints)
                 if known.decord_state != "same":  # (decord gave PyAV's pixels already: nothing to confirm)
                     known.set_decord_pixels(pixels)
@@ -864,7 +950,8 @@ def _frames_of(
 def _plan(path: str | Path, make_indices, verify: VerifyPolicy) -> tuple[_Known, Any]:
     """Inspect the file (or recall it), then compute its indices; argument errors become VideoErrors naming
     the file."""
-    known = _known(path, verify)
+    # A first read at the stored size reads the rotation from its own decode (`_read`); the rest read it now.
+    known = _known(path, verify, read_rotation=verify == "off")
     try:
         return known, make_indices(known.index.info)
     except ValueError as err:
