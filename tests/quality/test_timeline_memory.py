@@ -48,8 +48,8 @@ def test_first_steps_peak_equals_the_fully_tracked_peak(isolated_cache, window, 
     with sampler:
         record = loaded.describe(frames, times, generation=generation)
     assert record.n_tokens == n_tokens
-    # 16 tokens: tracking stopped after 2 decoder calls; 2 tokens: the whole call was tracked
-    assert sampler.stopped_early == (n_tokens > 2)
+    # tracking stopped at the end of the model call that held decoder call 2 (for 2 tokens, the last one)
+    assert sampler.stopped_early and sampler.measured_calls == 2
     assert len(sampler.segment_peaks) == 3
     # the glue between tracked calls (generate's own mask and position bookkeeping) is not seen: within 2%
     assert sampler.peak_bytes(n_tokens) == pytest.approx(full, rel=0.02)
@@ -93,4 +93,33 @@ def test_a_stopped_tracker_leaves_no_dispatch_mode_behind(isolated_cache, window
     assert "build_inputs" not in vars(loaded.adapter)  # the adapter is given back its own method
     with pytest.raises(ValueError, match="steps must be >= 2"):
         FirstStepsPeak(loaded, steps=1)
+    loaded.unload()
+
+
+def test_no_operator_of_the_third_decoder_call_is_tracked(isolated_cache, window, monkeypatch):
+    """The cache's bytes are read when the model call holding decoder call 2 ends, so tracking stops there:
+    decoder call 3 onwards runs without the dispatch mode (it used to be tracked whole, about 1 ms here)."""
+    from workbench.memory import tracker
+    from workbench.models import LoadSettings, load
+
+    loaded = load("qwen2-vl-2b", LoadSettings(source="tiny", dtype="float32"))
+    frames, times = window
+    decoder_calls = [0]
+    tracked_in = []  # the decoder call (0: before the first) running when each operator was tracked
+    handle = tracker.decoder_module(loaded.model).register_forward_pre_hook(
+        lambda *_: decoder_calls.__setitem__(0, decoder_calls[0] + 1))
+    real = tracker.LiveTensorTracker.__torch_dispatch__
+
+    def counting(self, func, types, args=(), kwargs=None):
+        tracked_in.append(decoder_calls[0])
+        return real(self, func, types, args, kwargs)
+
+    monkeypatch.setattr(tracker.LiveTensorTracker, "__torch_dispatch__", counting)
+    sampler = FirstStepsPeak(loaded)
+    with sampler:
+        record = loaded.describe(frames, times, generation=GenerationSettings(max_new_tokens=8, min_new_tokens=8))
+    handle.remove()
+    assert record.n_tokens == 8 and decoder_calls[0] == 8
+    assert sampler.stopped_early and sampler.growth_source == "KV cache"
+    assert {0, 1, 2} <= set(tracked_in) and max(tracked_in) == 2
     loaded.unload()

@@ -429,8 +429,8 @@ class FirstStepsPeak:
     call finish at full speed. Later decoder calls differ from the measured ones by the KV cache growing by
     the same bytes per token, so the peak of decoder call n is the last measured call's peak plus (n - K)
     times that growth: `peak_bytes(n_calls)` returns that with every measured peak. The growth is read from
-    the cache the decoder is given (`cache_bytes` at the start of two consecutive generated-token calls, no
-    operator tracked); a decoder given no readable cache is tracked through 4 calls and the growth is the
+    the cache the decoder is given (`cache_bytes` at the start of decoder call 2 and at the end of the model
+    call that holds it, no operator tracked: tracking stops there); a decoder given no readable cache is tracked through 4 calls and the growth is the
     difference of the last two calls' peaks. (Eager attention's scores grow too, by a few bytes per head and
     token in one layer at a time, under 1 % of the cache's growth for Qwen2-VL-7B: not counted.) A
     generation that ends before tracking stops is tracked whole and needs no growth.
@@ -464,6 +464,7 @@ class FirstStepsPeak:
         self._depth = 0  # tracked calls in progress; the tracker is on while it is > 0
         self._handles: list[Any] = []
         self._patched: list[str] = []
+        self._cache: Any = None  # the cache the last tracked decoder call was given
 
     def _modules(self) -> list[Any]:
         """The model, its children and grandchildren, and the decoder stack (each once)."""
@@ -514,9 +515,26 @@ class FirstStepsPeak:
     def _close(self) -> None:
         self._depth -= 1
         if self._depth == 0:
+            if self._enabled:
+                self._stop_if_measured()
             self.tracker.__exit__(None, None, None)
             if not self._enabled:
                 self._detach()
+
+    def _stop_if_measured(self) -> None:
+        """At the end of an outermost tracked module call: once `steps` decoder calls have run and the cache
+        they were given can still be read, its bytes now are what the next decoder call would start with, so
+        stop here. (Stopping at the next decoder call's pre-hook, inside the model call that holds it, left that
+        whole call tracked: the tracker is only left where it was entered.)"""
+        if len(self.segment_peaks) != self.steps or self._cache is None or self.cache_sizes[-1] is None:
+            return
+        size = cache_bytes(self._cache)
+        if size is None:
+            return
+        self.segment_peaks.append(self.tracker.reset_peak())
+        self.cache_sizes.append(size)
+        self._enabled = False  # the rest of the generation runs untracked
+        self.stopped_early = True
 
     def _enter_module(self, _module: Any, args: Any, kwargs: Any) -> None:
         if self._enabled:
@@ -535,7 +553,8 @@ class FirstStepsPeak:
             self._enabled = False  # a second generation in the same call: the first was tracked whole
             return
         self.segment_peaks.append(self.tracker.reset_peak())
-        self.cache_sizes.append(cache_bytes(kwargs.get("past_key_values")))
+        self._cache = kwargs.get("past_key_values")
+        self.cache_sizes.append(cache_bytes(self._cache))
         measured = self.measured_calls  # this call is the next one
         if measured >= self.steps and (self._cache_growth() is not None or measured >= self.PEAKS_FOR_GROWTH):
             self._enabled = False  # stop here: the rest of the generation runs untracked
@@ -548,6 +567,7 @@ class FirstStepsPeak:
         return max(0, self.cache_sizes[-1] - self.cache_sizes[-2])
 
     def _detach(self) -> None:
+        self._cache = None
         for handle in self._handles:
             handle.remove()
         self._handles = []
