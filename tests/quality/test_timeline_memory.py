@@ -88,7 +88,7 @@ def test_a_stopped_tracker_leaves_no_dispatch_mode_behind(isolated_cache, window
     sampler = FirstStepsPeak(loaded)
     with sampler:
         loaded.describe(frames, times, generation=GenerationSettings(max_new_tokens=8, min_new_tokens=8))
-        assert _get_current_dispatch_mode() is None  # left from the decoder's pre-hook, mid-call
+        assert _get_current_dispatch_mode() is None  # left where it was entered, as the model call ended
     assert sampler.stopped_early and not sampler._handles and sampler._depth == 0
     assert "build_inputs" not in vars(loaded.adapter)  # the adapter is given back its own method
     with pytest.raises(ValueError, match="steps must be >= 2"):
@@ -122,4 +122,24 @@ def test_no_operator_of_the_third_decoder_call_is_tracked(isolated_cache, window
     assert record.n_tokens == 8 and decoder_calls[0] == 8
     assert sampler.stopped_early and sampler.growth_source == "KV cache"
     assert {0, 1, 2} <= set(tracked_in) and max(tracked_in) == 2
+    loaded.unload()
+
+
+@pytest.mark.parametrize("tokens", [2, 6])
+def test_the_timeline_note_says_how_the_peak_was_measured(isolated_cache, probe_video_paths, tokens):
+    """The longest caption decides: no longer than the two tracked decoder calls, the first call was tracked
+    whole; longer, the note gives the tokens added at the cache's growth."""
+    from workbench.models import LoadSettings, load
+    from workbench.quality.timeline import TimelineSettings, caption_timeline
+
+    loaded = load("qwen2-vl-2b", LoadSettings(source="tiny", dtype="float32"))
+    settings = TimelineSettings(max_seconds=2.0, max_new_tokens=tokens)
+    timeline = caption_timeline(loaded, probe_video_paths["events"], settings, progress=False)
+    note = next(n for n in timeline.notes if n.startswith("CPU peak memory"))
+    longest = int(timeline.table["tokens"].max())
+    if longest <= 2:
+        assert "the whole call tracked" in note
+    else:
+        assert f"tracked through its first 2 decoder calls, then {longest - 2} more tokens at" in note
+    assert timeline.peak_bytes > 0
     loaded.unload()

@@ -254,7 +254,7 @@ class _PeakMemory:
             return []
         longest = self.runs.longest
         self.peak_bytes = self.sampled.peak_bytes(longest)
-        if self.sampled.growth_per_token is None:
+        if self.sampled.growth_per_token is None or longest <= self.sampled.measured_calls:
             how = "the whole call tracked"
         else:
             from workbench.units import format_bytes
