@@ -896,7 +896,7 @@ def _decord_frames(
     frames, starts = _decode(path, index, wanted, size)
     if references is not None:
         checked = [i for i in wanted[len(indices):] if i in references]  # the confirming frame, if verified
-        _check_same_pictures(info, indices + checked, frames[: len(indices) + len(checked)], references)
+        _check_same_pictures(info, [*indices, *checked], frames[: len(indices) + len(checked)], references)
     if pending is not None:
         same = _pixel_digest(frames[wanted.index(pending["frame"])]) == pending["sha256"]
         known.set_decord_pixels({"state": "same"} if same else {"state": "differs", "frame": pending["frame"]})

@@ -431,9 +431,10 @@ class FirstStepsPeak:
     times that growth: `peak_bytes(n_calls)` returns that with every measured peak. The growth is read from
     the cache the decoder is given (`cache_bytes` at the start of decoder call 2 and at the end of the model
     call that holds it, no operator tracked: tracking stops there); a decoder given no readable cache is
-    tracked through 4 calls and the growth is the difference of the last two calls' peaks. (Eager attention's scores grow too, by a few bytes per head and
-    token in one layer at a time, under 1 % of the cache's growth for Qwen2-VL-7B: not counted.) A
-    generation that ends before tracking stops is tracked whole and needs no growth.
+    tracked through 4 calls and the growth is the difference of the last two calls' peaks. (Eager
+    attention's scores grow too, by a few bytes per head and token in one layer at a time, under 1 % of the
+    cache's growth for Qwen2-VL-7B: not counted.) A generation that ends before tracking stops is tracked
+    whole and needs no growth.
 
     The tracker is entered and left inside the adapter's `build_inputs` / `move_inputs` and inside module
     calls (forward pre- and post-hooks on the model, its children and grandchildren; the outermost one
