@@ -798,3 +798,37 @@ def test_a_first_read_learns_the_rotation_from_its_own_decode(tmp_path, own_cach
     resized = video.sample_uniform(tmp_path.joinpath(f"first_{rotation}.mp4"), 2, max_side=32, verify="always")
     assert resized.info.rotation_deg == rotation
     assert resized.frames.shape[1:3] == ((32, 24) if rotation in (90, 270) else (24, 32))
+
+
+def _write_starting_late(path: Path, container_format: str, first_s: float, n_frames: int) -> Path:
+    """An index video whose first frame is at `first_s` (10 fps), as a clip cut from a longer recording."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(index_pattern(i, (160, 120)), format="rgb24")
+            frame.pts, frame.time_base = i + round(first_s * 10), Fraction(1, 10)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("container_format", ["matroska", "mp4"])
+def test_a_clip_starting_seconds_late_is_not_called_truncated(tmp_path, own_cache, container_format):
+    """Matroska declares 8 s for 3 s of frames from 5 s on (its duration runs from 0): not a truncation.
+    The same clip cut short is still one."""
+    path = _write_starting_late(tmp_path / f"late.{container_format[:3]}", container_format, 5.0, 30)
+    result = video.sample_uniform(path, 3)
+    assert result.info.n_frames == 30 and result.indices.tolist() == [5, 15, 25]
+    assert_consistent(result, 10.0, 120, 160)
+    longer = _write_starting_late(tmp_path / "longer.mkv", "matroska", 5.0, 60)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(longer.read_bytes()[: longer.stat().st_size // 2])
+    with pytest.raises(video.VideoError, match=r"declares 11.00 s but only .* present \(from 5.00 s on\)"):
+        video.probe(cut, verify="always")

@@ -253,7 +253,12 @@ def _inspect(path: str | Path, container, read_rotation: bool = True) -> _Stream
     if n_frames == 0:
         raise VideoError(path, "video stream has no frames (0 frames)")
     fps = _fps_of(stream, n_frames, path)
-    _check_not_truncated(path, container, stream, n_frames, fps)
+    known_times = [t for t in timestamps if t is not None]
+    if known_times and stream.time_base:
+        start_s = float(min(known_times) * stream.time_base)
+    else:
+        start_s = container.start_time / 1_000_000 if container.start_time is not None else 0.0
+    _check_not_truncated(path, container, stream, n_frames, fps, start_s)
     info = VideoInfo(
         path=path,
         n_frames=n_frames,
@@ -312,7 +317,13 @@ def _first_decoded(packet, stream=None):
     return decoded[0] if decoded else None
 
 
-def _check_not_truncated(path: Path, container, stream, n_frames: int, fps: float) -> None:
+def _check_not_truncated(path: Path, container, stream, n_frames: int, fps: float, start_s: float = 0.0) -> None:
+    """Raise if fewer frames are present than the container declares.
+
+    `start_s`: when the first frame is. A declared duration may run from time 0 rather than from the first
+    frame (Matroska does so for a clip cut from a longer recording with its timestamps kept: 8 s declared for
+    3 s of frames from 5 s on), so only a gap beyond that offset counts.
+    """
     declared = stream.frames  # 0 when the container does not store a count (mkv, ts, ...)
     if declared and n_frames < declared:
         raise VideoError(path, f"truncated: the container declares {declared} frames but only {n_frames} are present")
@@ -325,9 +336,11 @@ def _check_not_truncated(path: Path, container, stream, n_frames: int, fps: floa
     else:
         return
     present_s = n_frames / fps
-    if declared_s - present_s > _DURATION_SLACK_S:
+    if declared_s - present_s - max(start_s, 0.0) > _DURATION_SLACK_S:
+        starting = f" (from {start_s:.2f} s on)" if start_s > _DURATION_SLACK_S else ""
         raise VideoError(
-            path, f"truncated: the container declares {declared_s:.2f} s but only {present_s:.2f} s of frames are present"
+            path, f"truncated: the container declares {declared_s:.2f} s but only {present_s:.2f} s of frames are "
+                  f"present{starting}"
         )
 
 
