@@ -215,14 +215,15 @@ def _open_for_decoding(path: Path):
     return container
 
 
-def _inspect(path: str | Path, container, read_rotation: bool = True) -> _StreamIndex:
+def _inspect(path: str | Path, container) -> _StreamIndex:
     """Count the video packets with PyAV and check them against what the container claims.
 
     `container` (from `_open_for_decoding`) is demuxed here and left open: the strict decode that follows a
-    first read seeks back in it (one open instead of two, 2-12 ms a file on the real clips). The display
-    rotation is read from the first frame decoded on the way, unless `read_rotation` is False: a first read
-    at the stored size reads it from its own strict decode instead (see `_read`), which saves decoding the
-    first frames twice (2-2.5 ms of a 176x144 clip's 45 ms first read).
+    first read seeks back in it (one open instead of two, 2-12 ms a file on the real clips). Nothing is
+    decoded here, so the display rotation is the container tag's (or 0) until a decoded frame is read
+    (`rotation_read` False): by `_Known.read_rotation`, or by a first read at the stored size from its own
+    strict decode (see `_read`), which saves decoding the first frames twice (2-2.5 ms of a 176x144 clip's
+    45 ms first read).
     """
     import av
 
@@ -232,7 +233,6 @@ def _inspect(path: str | Path, container, read_rotation: bool = True) -> _Stream
     stream = container.streams.video[0]
     timestamps: list[int | None] = []
     key_positions: list[int] = []
-    first_frame = None
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the empty packet that marks the end of the stream
@@ -240,11 +240,6 @@ def _inspect(path: str | Path, container, read_rotation: bool = True) -> _Stream
             if packet.is_keyframe:
                 key_positions.append(len(timestamps))
             timestamps.append(packet.pts if packet.pts is not None else packet.dts)
-            if read_rotation and first_frame is None and len(timestamps) <= _FIRST_FRAME_PACKETS:
-                # (strict and threaded: a damaged packet gives None here, and frames come a few packets late)
-                first_frame = _first_decoded(packet)
-        if read_rotation and first_frame is None and timestamps:
-            first_frame = _first_decoded(None, stream)  # a clip shorter than the decoder's delay: drain it
     except av.error.FFmpegError as err:
         raise VideoError(
             path, f"truncated or damaged: reading stopped after {len(timestamps)} frames ({_short(err)})"
@@ -266,19 +261,19 @@ def _inspect(path: str | Path, container, read_rotation: bool = True) -> _Stream
         duration_s=n_frames / fps,
         width=stream.codec_context.width,
         height=stream.codec_context.height,
-        rotation_deg=_rotation_of(stream, first_frame),
+        rotation_deg=_rotation_of(stream, None),
         codec=stream.codec_context.name,
         container=container.format.name,
     )
     if any(t is None for t in timestamps):
-        return _StreamIndex(info, None, np.array([0]), None, rotation_read=read_rotation)
+        return _StreamIndex(info, None, np.array([0]), None, rotation_read=False)
     decode_order = np.array(timestamps, dtype=np.int64)
     pts = np.sort(decode_order)
     # Frame 0 always counts: a damaged stream may flag no keyframe at all, and decoding from the
     # start is then the only way in.
     # (sorted in Python: np.union1d's first call in a process imports numpy.dtypes, 0.1 s of CPU)
     keyframes = np.array(sorted({0, *np.searchsorted(pts, decode_order[key_positions]).tolist()}), np.int64)
-    return _StreamIndex(info, pts, keyframes, stream.time_base, rotation_read=read_rotation)
+    return _StreamIndex(info, pts, keyframes, stream.time_base, rotation_read=False)
 
 
 def _first_rotation(path: Path, container) -> int:
@@ -291,11 +286,12 @@ def _first_rotation(path: Path, container) -> int:
         first_frame = None
         for position, packet in enumerate(container.demux(stream)):
             if packet.size:
+                # (strict and threaded: a damaged packet gives None here, and frames come a few packets late)
                 first_frame = _first_decoded(packet)
             if first_frame is not None or position + 1 >= _FIRST_FRAME_PACKETS:
                 break
         if first_frame is None:
-            first_frame = _first_decoded(None, stream)  # what the decoder holds (the next seek resets it)
+            first_frame = _first_decoded(None, stream)  # a clip shorter than the decoder's delay: drain it
     except av.error.FFmpegError:
         first_frame = None  # damage near the start is left to the decode of the frames asked for
     return _rotation_of(stream, first_frame)
@@ -428,11 +424,14 @@ def _known(path: str | Path, verify: VerifyPolicy, read_rotation: bool = True) -
                       stored.fingerprints, key, decord_pixels=stored.decord_pixels)
     container = _open_for_decoding(Path(path))  # raises VideoError for a missing or empty file
     try:
-        index = _inspect(path, container, read_rotation)  # raises VideoError for a damaged file: nothing is cached
+        index = _inspect(path, container)  # raises VideoError for a damaged file: nothing is cached
     except BaseException:
         container.close()
         raise
-    return _Known(index, {}, key, unsaved=key is not None, container=container)
+    known = _Known(index, {}, key, unsaved=key is not None, container=container)
+    if read_rotation:
+        known.read_rotation()
+    return known
 
 
 def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray], decord_pixels: dict | None = None):
