@@ -365,14 +365,20 @@ def test_rotation_direction_matches_the_display_matrix(tmp_path):
 
 
 def _write_index(path: Path, container_format: str, codec: str = "libx264", size=(160, 120), n_frames: int = 45,
-                 options: dict | None = None) -> Path:
+                 options: dict | None = None, first_s: float = 0.0) -> Path:
+    """An index video at 10 fps; `first_s`: when its first frame is (a clip cut from a longer recording)."""
+    from fractions import Fraction
+
     import av
 
     with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=10, options=options or {})
         stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
         for i in range(n_frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(index_pattern(i, size), format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(index_pattern(i, size), format="rgb24")
+            if first_s:
+                frame.pts, frame.time_base = i + round(first_s * 10), Fraction(1, 10)
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -748,21 +754,7 @@ def test_when_decord_gives_other_bytes_the_file_stays_with_pyav(index_video_25fp
 def test_start_times_count_from_the_first_frame_whichever_frames_are_read(tmp_path, own_cache):
     """A file whose first frame is at 0.5 s: the first read (PyAV), later ones (decord) and a resized one
     all give the packet index's times from that frame."""
-    from fractions import Fraction
-
-    import av
-
-    path = tmp_path / "starts_late.mkv"
-    with av.open(str(path), "w", format="matroska") as container:
-        stream = container.add_stream("libx264", rate=10, options={"bf": "2"})
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(30):
-            frame = av.VideoFrame.from_ndarray(index_pattern(i, (160, 120)), format="rgb24")
-            frame.pts, frame.time_base = i + 5, Fraction(1, 10)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = _write_index(tmp_path / "starts_late.mkv", "matroska", n_frames=30, options={"bf": "2"}, first_s=0.5)
     for call in (lambda: video.sample_uniform(path, 3), lambda: video.sample_fps(path, 5.0, start_s=0.3),
                  lambda: video.sample_uniform(path, 3), lambda: video.sample_fps(path, 10.0, end_s=1.0),
                  lambda: video.sample_uniform(path, 5, max_side=80)):
@@ -800,34 +792,15 @@ def test_a_first_read_learns_the_rotation_from_its_own_decode(tmp_path, own_cach
     assert resized.frames.shape[1:3] == ((32, 24) if rotation in (90, 270) else (24, 32))
 
 
-def _write_starting_late(path: Path, container_format: str, first_s: float, n_frames: int) -> Path:
-    """An index video whose first frame is at `first_s` (10 fps), as a clip cut from a longer recording."""
-    from fractions import Fraction
-
-    import av
-
-    with av.open(str(path), "w", format=container_format) as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(index_pattern(i, (160, 120)), format="rgb24")
-            frame.pts, frame.time_base = i + round(first_s * 10), Fraction(1, 10)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("container_format", ["matroska", "mp4"])
 def test_a_clip_starting_seconds_late_is_not_called_truncated(tmp_path, own_cache, container_format):
     """Matroska declares 8 s for 3 s of frames from 5 s on (its duration runs from 0): not a truncation.
     The same clip cut short is still one."""
-    path = _write_starting_late(tmp_path / f"late.{container_format[:3]}", container_format, 5.0, 30)
+    path = _write_index(tmp_path / f"late.{container_format[:3]}", container_format, n_frames=30, first_s=5.0)
     result = video.sample_uniform(path, 3)
     assert result.info.n_frames == 30 and result.indices.tolist() == [5, 15, 25]
     assert_consistent(result, 10.0, 120, 160)
-    longer = _write_starting_late(tmp_path / "longer.mkv", "matroska", 5.0, 60)
+    longer = _write_index(tmp_path / "longer.mkv", "matroska", n_frames=60, first_s=5.0)
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(longer.read_bytes()[: longer.stat().st_size // 2])
     with pytest.raises(video.VideoError, match=r"declares 11.00 s but only .* present \(from 5.00 s on\)"):
