@@ -8,7 +8,9 @@ Per model, the same windows of the events probe video are captioned, taking turn
 - workbench, memory off: the same with track_memory=False.
 Medians of the rounds and the ratios to bare are printed (in brackets the median of each round's own ratio),
 with the machine's CPU and load average. The bare loop's captions are checked against the timeline's (same
-tokens, so equal work).
+tokens, so equal work). The timeline reads its next chunk of windows in a background thread while it captions
+(quality.timeline), which the bare loop does not: the last column gives each pass's CPU time (all threads of the
+process) over the bare loop's, which that overlap does not lower.
 
 Run: .venv/bin/python benchmarks/bench_timeline_overhead.py [--repeats 5] [--threads 1]
      [--models qwen2-vl-2b:tiny:bfloat16 twin-qwen2-vl-video:trained:float32 qwen2-vl-2b-midsize:random:float32]
@@ -111,8 +113,9 @@ def main() -> None:
           f"frames each, max_new_tokens {default.max_new_tokens}, greedy; median of {args.repeats} rounds, "
           f"the three passes taking turns in each round (the order rotating from round to round)")
     print("| model (weights) | bare s | workbench default s | ratio (median of rounds' ratios) | "
-          "workbench memory off s | ratio (median of rounds' ratios) | peak memory (default) |")
-    print("|---|---|---|---|---|---|---|")
+          "workbench memory off s | ratio (median of rounds' ratios) | peak memory (default) | "
+          "CPU time ratio, default (memory off) |")
+    print("|---|---|---|---|---|---|---|---|")
     for entry in args.models:
         model_id, source, dtype = entry.split(":")
         with quiet_transformers():
@@ -120,11 +123,13 @@ def main() -> None:
         bare_pass(loaded, path, window_indices[:1], generate_kwargs)  # warm-up: first generate, first decode
         timeline_pass(loaded, path, TimelineSettings(max_seconds=1.0, max_new_tokens=2))
         times: dict[str, list[float]] = {"bare": [], "default": [], "off": []}
+        cpu: dict[str, list[float]] = {"bare": [], "default": [], "off": []}
         peak = None
         captions: dict[str, list[str]] = {}
         passes = ["bare", "default", "off"]
         for round_ in range(args.repeats):
             for name in passes[round_ % 3:] + passes[:round_ % 3]:  # each pass first, second and third in turn
+                cpu_start = time.process_time()
                 if name == "bare":
                     seconds, captions[name] = bare_pass(loaded, path, window_indices, generate_kwargs)
                 else:
@@ -133,6 +138,7 @@ def main() -> None:
                     if name == "default":
                         peak = timeline.peak_bytes
                 times[name].append(seconds)
+                cpu[name].append(time.process_time() - cpu_start)
             if not captions["bare"] == captions["default"] == captions["off"]:
                 raise RuntimeError(f"{model_id}: the bare loop and the timeline wrote different captions")
         loaded.unload()
@@ -140,9 +146,10 @@ def main() -> None:
         # the median of each round's own ratio as well: a round's three passes ran within seconds of each other,
         # so a machine that speeds up or slows down between rounds moves all three together
         paired = {k: statistics.median(a / b for a, b in zip(times[k], times["bare"])) for k in ("default", "off")}
+        cpu_ratio = {k: statistics.median(cpu[k]) / statistics.median(cpu["bare"]) for k in ("default", "off")}
         print(f"| {model_id} ({source}, {dtype}) | {bare:.3f} | {ours:.3f} | {ours / bare:.3f} "
               f"({paired['default']:.3f}) | {off:.3f} | {off / bare:.3f} ({paired['off']:.3f}) | "
-              f"{peak / 2**20:.2f} MiB |", flush=True)
+              f"{peak / 2**20:.2f} MiB | {cpu_ratio['default']:.3f} ({cpu_ratio['off']:.3f}) |", flush=True)
     load_after = os.getloadavg()
     print(f"# load average {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} at the end; "
           f"video span {span:g} s")

@@ -805,3 +805,38 @@ def test_a_clip_starting_seconds_late_is_not_called_truncated(tmp_path, own_cach
     cut.write_bytes(longer.read_bytes()[: longer.stat().st_size // 2])
     with pytest.raises(video.VideoError, match=r"declares 11.00 s but only .* present \(from 5.00 s on\)"):
         video.probe(cut, verify="always")
+
+
+def test_decoder_threads_apply_to_this_thread_only_and_give_the_same_frames(index_video_25fps, tmp_path,
+                                                                            monkeypatch):
+    """A read with one FFmpeg thread (how 04 reads ahead) returns the same bytes as FFmpeg's own number; the
+    setting reaches PyAV's decoder and decord's reader, and a thread started inside the block keeps its own."""
+    import threading
+
+    decord = video.import_decord()
+    made = []
+    real_reader = decord.VideoReader
+    monkeypatch.setattr(decord, "VideoReader", lambda *a, **k: made.append(k["num_threads"]) or real_reader(*a, **k))
+    reads = {}
+    for threads in (0, 1):
+        monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / f"cache{threads}"))
+        with video.decoder_threads(threads):
+            with video._open_for_decoding(index_video_25fps) as container:
+                assert container.streams.video[0].codec_context.thread_count == threads
+            elsewhere = []
+            worker = threading.Thread(target=lambda: elsewhere.append(video._DECODER_THREADS.get()))
+            worker.start()
+            worker.join()
+            assert elsewhere == [0]
+            first = video.sample_windows(index_video_25fps, 1.0, 3)  # the strict PyAV decode's own frames
+            again = video.sample_windows(index_video_25fps, 1.0, 3)  # decord's, confirmed against them
+        assert made[-1] == threads
+        reads[threads] = (first, again)
+    assert video._DECODER_THREADS.get() == 0
+    for one, auto in zip(reads[1], reads[0]):
+        np.testing.assert_array_equal(one.frames, auto.frames)
+        np.testing.assert_array_equal(one.timestamps_s, auto.timestamps_s)
+    for bad in (-1, True, 1.5, "1"):
+        with pytest.raises(ValueError, match="decoder threads must be an int >= 0"):
+            with video.decoder_threads(bad):
+                pass

@@ -22,14 +22,20 @@ some narrow sizes such as 16x512, MPEG-TS and AVI where it seeks to the wrong fr
 them with the same contract (frames, exact timestamps, indices) and `Frames.notes` says so.
 
 Memory grows with the number of frames asked for, never with the length of the video.
+
+FFmpeg picks its own number of decoding threads unless a caller says otherwise for the reads it makes in one
+thread (`decoder_threads`): a read in the background while a model captions on the other core takes one, so
+that it does not take that core from the model.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import hashlib
 import warnings
@@ -56,6 +62,8 @@ _FINGERPRINT_SIDE = 144
 # Pixel formats whose first plane is 8-bit luma (fingerprinted without scaling; see _fingerprint_frame).
 _Y8_FORMATS = frozenset({"yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p", "yuvj420p",
                          "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p", "nv12", "nv21", "nv16", "gray"})
+# FFmpeg decoding threads for this thread's reads (0: FFmpeg's own choice); see decoder_threads.
+_DECODER_THREADS: ContextVar[int] = ContextVar("workbench_decoder_threads", default=0)
 # Frames per decord get_batch call; the copy out of each chunk is what the peak adds beyond the result.
 _DECODE_CHUNK = 8
 # Packets to feed the decoder while looking for a first frame to read the rotation from.
@@ -202,6 +210,20 @@ def _rotation_of(stream, first_frame) -> int:
     return 0
 
 
+@contextmanager
+def decoder_threads(threads: int) -> Iterator[None]:
+    """Decode with `threads` FFmpeg threads (0: FFmpeg's own choice, the default) in the reads this thread makes
+    inside the block, PyAV's and decord's alike; other threads keep their own setting. The frames are the same
+    bytes whatever the number (FFmpeg's threaded decoding is bit-exact)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"decoder threads must be an int >= 0 (0: FFmpeg's own choice), got {threads!r}")
+    token = _DECODER_THREADS.set(threads)
+    try:
+        yield
+    finally:
+        _DECODER_THREADS.reset(token)
+
+
 def _open_for_decoding(path: Path):
     """A PyAV container whose video decoder (not opened yet) fails on any bitstream error, with threads."""
     container = _open_container(path)
@@ -212,6 +234,7 @@ def _open_for_decoding(path: Path):
             raise VideoError(path, "no decoder for its video codec (an unsupported codec, or a damaged header)")
         stream.codec_context.options = dict(_STRICT_DECODE)
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = _DECODER_THREADS.get()
     return container
 
 
@@ -747,7 +770,8 @@ def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int
     resize = size != (info.width, info.height)
     try:
         reader = decord.VideoReader(
-            str(path), ctx=decord.cpu(0), width=size[0] if resize else -1, height=size[1] if resize else -1
+            str(path), ctx=decord.cpu(0), width=size[0] if resize else -1, height=size[1] if resize else -1,
+            num_threads=_DECODER_THREADS.get(),
         )
         if len(reader) != info.n_frames:
             raise _DecordFailed(f"decord sees {len(reader)} frames but the stream holds {info.n_frames}")

@@ -75,6 +75,164 @@ def test_whole_clip_mode_turns_timestamp_lines_into_rows(probe_video):
     assert len(timeline.thumbnails) == 4
 
 
+# ---- reading ahead -------------------------------------------------------------------------------------------
+
+
+def _pixel_stub(log: list | None = None):
+    """A windows-mode model whose caption is its frames' mean and times (any other frame shows), logging its
+    calls' start and end."""
+    import time
+
+    import numpy as np
+
+    def describe(frames, timestamps_s, prompt=None, generation=None, **options):
+        if log is not None:
+            log.append(("call", time.perf_counter()))
+        text = f"{np.asarray(frames, dtype=np.float64).mean():.6f} at {list(np.round(timestamps_s, 6))}"
+        if log is not None:
+            log.append(("done", time.perf_counter()))
+        return CaptionRecord(text, 3, 0.01, "ok", None, int(frames.shape[0]), 10)
+
+    return SimpleNamespace(describe=describe, report=SimpleNamespace(device="cpu"),
+                           spec=SimpleNamespace(model_id="stub"))
+
+
+def _reader_threads_end() -> bool:
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("workbench-read"):
+            thread.join(timeout=10)
+    return not any(t.name.startswith("workbench-read") and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("chunk_windows", [1, 3])
+@pytest.mark.parametrize("spare", [True, False])
+def test_a_timeline_read_in_chunks_equals_one_read_whole(probe_video, chunk_windows, spare, monkeypatch):
+    import numpy as np
+
+    from workbench.quality import timeline as timeline_module
+
+    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: spare)
+    whole = caption_timeline(_pixel_stub(), probe_video, TimelineSettings(track_memory=False, chunk_windows=64),
+                             progress=False)
+    chunked = caption_timeline(_pixel_stub(), probe_video,
+                               TimelineSettings(track_memory=False, chunk_windows=chunk_windows), progress=False)
+    for column in ("caption", "frame_indices", "frame_times_s", "start_s", "end_s"):
+        assert list(chunked.table[column]) == list(whole.table[column])
+    assert len(chunked.thumbnails) == len(whole.thumbnails) == PROBE_SECONDS
+    for a, b in zip(chunked.thumbnails, whole.thumbnails):
+        np.testing.assert_array_equal(a, b)
+
+
+def _log_reads(monkeypatch, log: list) -> None:
+    import threading
+    import time
+
+    from workbench import video
+
+    real = video.sample_windows
+
+    def sample_windows(path, *args, start_s=0.0, **kwargs):
+        log.append((f"read {start_s:g}", time.perf_counter(), video._DECODER_THREADS.get(),
+                    threading.current_thread().name))
+        return real(path, *args, start_s=start_s, **kwargs)
+
+    monkeypatch.setattr(video, "sample_windows", sample_windows)
+
+
+def test_the_next_chunk_is_read_ahead_after_the_first_call_with_one_decoder_thread(probe_video, monkeypatch):
+    """Chunks of 2 windows: the first read while the caller waits (FFmpeg's own thread count), the second in the
+    background from the end of the first call on, with one decoder thread, and only then."""
+    from workbench.quality import timeline as timeline_module
+
+    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: True)
+    log: list = []
+    _log_reads(monkeypatch, log)
+    timeline = caption_timeline(_pixel_stub(log), probe_video, TimelineSettings(track_memory=False,
+                                                                                chunk_windows=2), progress=False)
+    assert len(timeline.table) == PROBE_SECONDS
+    reads = {entry[0]: entry for entry in log if entry[0].startswith("read")}
+    assert set(reads) == {"read 0", "read 2"}
+    assert reads["read 0"][2] == 0 and reads["read 2"][2] == 1
+    assert all(entry[3].startswith("workbench-read") for entry in reads.values())
+    first_call_done = next(t for name, t, *_ in log if name == "done")
+    assert reads["read 2"][1] > first_call_done
+    assert _reader_threads_end()
+
+
+def test_without_a_spare_core_each_chunk_is_read_when_it_is_needed(probe_video, monkeypatch):
+    """Every core busy with the model: no read ahead, chunks of chunk_windows, FFmpeg's own thread count."""
+    from workbench.quality import timeline as timeline_module
+
+    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: False)
+    log: list = []
+    _log_reads(monkeypatch, log)
+    caption_timeline(_pixel_stub(log), probe_video, TimelineSettings(track_memory=False, chunk_windows=3),
+                     progress=False)
+    assert [(entry[0], entry[2]) for entry in log if entry[0].startswith("read")] == [("read 0", 0), ("read 3", 0)]
+    # the second chunk read only when the first is captioned
+    assert [entry[0] for entry in log] == ["read 0", *["call", "done"] * 3, "read 3", "call", "done"]
+    assert _reader_threads_end()
+
+
+def test_a_spare_core_is_one_torch_leaves_free(monkeypatch):
+    import os
+
+    import torch
+
+    from workbench.quality.timeline import _spare_core
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert _spare_core("cpu") and _spare_core("cuda")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not _spare_core("cpu") and _spare_core("cuda")
+
+
+@pytest.mark.parametrize("spare", [True, False])
+def test_an_error_reading_a_later_chunk_is_raised_after_the_earlier_windows(probe_video, monkeypatch, spare):
+    from workbench import video
+    from workbench.quality import timeline as timeline_module
+
+    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: spare)
+
+    real = video.sample_windows
+
+    def sample_windows(path, *args, start_s=0.0, **kwargs):
+        if start_s >= 2:
+            raise video.VideoError(path, "damaged from 2 s on")
+        return real(path, *args, start_s=start_s, **kwargs)
+
+    monkeypatch.setattr(video, "sample_windows", sample_windows)
+    log: list = []
+    with pytest.raises(video.VideoError, match="damaged from 2 s on"):
+        caption_timeline(_pixel_stub(log), probe_video, TimelineSettings(track_memory=False, chunk_windows=2),
+                         progress=False)
+    assert [name for name, _ in log].count("call") == 2  # the first chunk's windows, then the error
+    assert _reader_threads_end()
+
+
+def test_cancelling_between_windows_stops_captioning_and_reading(probe_video, monkeypatch):
+    from workbench.quality import timeline as timeline_module
+
+    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: True)
+
+    class Cancelled(Exception):
+        pass
+
+    def on_window(done, total):
+        if done == 1:
+            raise Cancelled
+
+    log: list = []
+    with pytest.raises(Cancelled):
+        caption_timeline(_pixel_stub(log), probe_video, TimelineSettings(track_memory=False, chunk_windows=1),
+                         progress=False, on_window=on_window)
+    assert [name for name, _ in log].count("call") == 1
+    assert _reader_threads_end()
+
+
 # ---- tiny twins ---------------------------------------------------------------------------------------------
 
 

@@ -9,6 +9,13 @@ Two modes:
 Either way the result is one row per window (second) with its caption, tokens, latency and status, the
 peak memory while captioning and the seconds of compute per second of video.
 
+Windows are read in chunks (`chunk_windows`). When the machine has a core the model does not use (a GPU
+model, or torch's CPU threads fewer than the usable cores), they are read ahead in one background thread: while
+the model captions a chunk, the next one is decoded with a single FFmpeg thread, so a video's decoding
+overlaps its captioning instead of adding to it. The first chunk then holds two calls' windows, read while the
+caller waits, so that captioning starts early, and the next chunk's read starts once the first call of the
+current one is done.
+
 Peak memory: on CUDA the allocator's max allocated over all calls (free to measure). On CPU a live-tensor
 tracker (weights included) slows every operator several-fold, so it watches only the first captioning call,
 from its start through its first decoder calls (`memory.tracker.FirstStepsPeak`), and leaves the call to
@@ -58,7 +65,8 @@ class TimelineSettings:
     prompt: str = ""  # "" = the model's own prompt (windows) or TIMESTAMP_PROMPT (whole_clip)
     max_new_tokens: int = 32
     seed: int = 0
-    chunk_windows: int = 64  # windows decoded at a time (memory grows with this, not with the video)
+    chunk_windows: int = 64  # windows read at a time; the next chunk is read while this one is captioned, so
+    # up to two chunks' frames are held (memory grows with this, not with the video)
     thumbnail_side: int = 160  # the timeline view keeps one small frame per row
     track_memory: bool = True  # measure peak memory while captioning (see the module doc)
     batch_windows: int = 1  # windows mode: windows captioned per generate call (workbench.batching)
@@ -348,6 +356,88 @@ def _call_row(call: int, record: Any) -> dict[str, Any]:
             "error": record.error or ""}
 
 
+def _chunk_plan(n_windows: int, chunk_windows: int, first: int) -> list[tuple[int, int]]:
+    """(offset, windows) of each chunk read: `first` windows, then `chunk_windows` at a time.
+
+    >>> _chunk_plan(8, 64, 2)
+    [(0, 2), (2, 6)]
+    >>> _chunk_plan(5, 2, 2)
+    [(0, 2), (2, 2), (4, 1)]
+    """
+    plan, offset = [], 0
+    while offset < n_windows:
+        size = min(first if offset == 0 else chunk_windows, n_windows - offset)
+        plan.append((offset, size))
+        offset += size
+    return plan
+
+
+def _spare_core(device: str) -> bool:
+    """Whether reading ahead can overlap captioning without taking a core from the model: a model on a GPU leaves
+    the CPU's cores to it; one on the CPU only if torch's threads leave a core this process may use free (with
+    every core busy, reading ahead measured 1-2 % slower than reading each chunk when it is needed)."""
+    if device != "cpu":
+        return True
+    import os
+
+    import torch
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 1
+    return torch.get_num_threads() < usable
+
+
+def _read_chunk(path: Path, chunk: list[tuple[float, float]], settings: TimelineSettings,
+                threads: int = 0) -> tuple[Any, list]:
+    """The frames of a chunk of windows (checked against the plan) and each window's thumbnail, decoded with
+    `threads` FFmpeg threads (`video.decoder_threads`)."""
+    import numpy as np
+
+    from workbench import video
+
+    with video.decoder_threads(threads):
+        frames = video.sample_windows(path, settings.window_s, settings.frames_per_window, start_s=chunk[0][0],
+                                      end_s=chunk[-1][1], max_side=settings.max_side or None)
+    if [(round(a, 6), round(b, 6)) for a, b in frames.windows or []] != \
+            [(round(a, 6), round(b, 6)) for a, b in chunk]:
+        raise RuntimeError(f"windows of a chunk {frames.windows} differ from the plan {chunk}")
+    firsts = [int(np.flatnonzero(frames.window_ids == local)[0]) for local in range(len(chunk))]
+    return frames, [_thumbnail(frames.frames[i], settings.thumbnail_side) for i in firsts]
+
+
+class _ChunkReader:
+    """Reads chunks of windows in one background thread, so that reading the next chunk overlaps captioning
+    this one (the decoders and numpy release the GIL). A chunk read ahead (`start`) decodes with one FFmpeg
+    thread, leaving the other cores to the model; one read while the caller waits (`take` with none started)
+    with FFmpeg's own number. A read's error is raised where its chunk is taken; leaving the block drops a
+    read still in progress (it finishes on its own, its frames unused)."""
+
+    def __init__(self, read: Callable[[int, int], Any]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._read = read  # read(chunk, decoder threads)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-read")
+        self._pending: dict[int, Any] = {}
+
+    def start(self, chunk: int) -> None:
+        """Read `chunk` ahead, in the background."""
+        if chunk not in self._pending:
+            self._pending[chunk] = self._pool.submit(self._read, chunk, 1)
+
+    def take(self, chunk: int) -> Any:
+        """`chunk`'s read, waiting for it (and starting it, with all decoder threads, if it was not)."""
+        future = self._pending.pop(chunk, None) or self._pool.submit(self._read, chunk, 0)
+        return future.result()
+
+    def __enter__(self) -> "_ChunkReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: TimelineSettings, memory: _PeakMemory,
              progress: bool, on_window: Callable[[int, int], None] | None = None) -> tuple[list, list, list, list]:
     import numpy as np
@@ -356,8 +446,8 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
     from workbench import sampling, video
     from workbench.batching import Window, batch_support, describe_batch
 
-    # Windows over the whole span first (a short last window merged: sampling.window_spans), then
-    # decoded in chunks of whole windows; each chunk re-splits its own span into the same windows.
+    # Windows over the whole span first (a short last window merged: sampling.window_spans), then read in
+    # chunks of whole windows; each chunk re-splits its own span into the same windows.
     spans = sampling.window_spans(0.0, span_s, settings.window_s)
     n_windows = len(spans)
     prompt = settings.prompt or None
@@ -369,48 +459,55 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
         batch = 1
     bar = tqdm(total=n_windows, desc=f"captioning {loaded.spec.model_id}", unit="window",
                disable=not progress or n_windows < 2)
-    offset = 0
-    while offset < n_windows:
-        chunk = spans[offset : offset + settings.chunk_windows]
-        frames = video.sample_windows(path, settings.window_s, settings.frames_per_window, start_s=chunk[0][0],
-                                      end_s=chunk[-1][1], max_side=settings.max_side or None)
-        if [(round(a, 6), round(b, 6)) for a, b in frames.windows or []] != \
-                [(round(a, 6), round(b, 6)) for a, b in chunk]:
-            raise RuntimeError(f"windows of a chunk {frames.windows} differ from the plan {chunk}")
-        notes += [n for n in frames.notes if n not in notes]  # e.g. decoded by PyAV, and why
-        local_windows = list(enumerate(frames.windows or []))
-        for first in range(0, len(local_windows), batch):
-            group = local_windows[first:first + batch]
-            picked = [np.flatnonzero(frames.window_ids == local) for local, _ in group]
-            clips = [(frames.frames[p], frames.timestamps_s[p], float(w_end - w_start))
-                     for p, (_, (w_start, w_end)) in zip(picked, group)]
-            if batch > 1:
-                records = memory.call(lambda: describe_batch(
-                    loaded, [Window(c, t, d) for c, t, d in clips], prompt=prompt, generation=generation))
-            else:
-                clip, times, duration = clips[0]
-                records = [memory.call(lambda: loaded.describe(clip, times, prompt=prompt, generation=generation,
-                                                               duration_s=duration))]
-            for (local, (w_start, w_end)), p, (clip, times, _), record in zip(group, picked, clips, records):
-                window = offset + local
-                notes += [n for n in record.notes if n not in notes]
-                calls.append(_call_row(n_calls, record))
-                rows.append({"window": window, "start_s": float(w_start), "end_s": float(w_end),
-                             "caption": record.text, "tokens": record.n_tokens, "latency_s": record.latency_s,
-                             "status": record.status, "message": record.error or "", "call": n_calls,
-                             "n_frames": record.n_frames,
-                             "frame_times_s": ";".join(f"{t:.6f}" for t in times),
-                             "frame_indices": ";".join(str(int(i)) for i in frames.indices[p])})
-                thumbs.append(_thumbnail(clip[0], settings.thumbnail_side))
-                bar.update(1)
-                if on_window is not None:
-                    try:
-                        on_window(window + 1, n_windows)
-                    except BaseException:
-                        bar.close()
-                        raise
-            n_calls += 1
-        offset += len(chunk)
+    # Reading ahead: the first chunk holds two calls' windows, so captioning starts after a short read; each next
+    # chunk is read in the background from the end of the current chunk's first call on (not during the first
+    # call, the one whose memory is tracked on CPU). Without a spare core, each chunk is read when it is needed.
+    ahead = _spare_core(loaded.report.device)
+    plan = _chunk_plan(n_windows, settings.chunk_windows,
+                       first=min(settings.chunk_windows, 2 * batch) if ahead else settings.chunk_windows)
+    if len(plan) > 1:
+        # imported here, not first in the reading thread while the model runs: the import briefly hides the
+        # `nvidia` package from sys.modules (video.import_decord)
+        video.import_decord()
+    with _ChunkReader(lambda k, threads: _read_chunk(path, spans[plan[k][0]: sum(plan[k])], settings,
+                                                     threads)) as reader:
+        for k, (offset, _) in enumerate(plan):
+            frames, chunk_thumbs = reader.take(k)
+            notes += [n for n in frames.notes if n not in notes]  # e.g. decoded by PyAV, and why
+            local_windows = list(enumerate(frames.windows or []))
+            for first in range(0, len(local_windows), batch):
+                group = local_windows[first:first + batch]
+                picked = [np.flatnonzero(frames.window_ids == local) for local, _ in group]
+                clips = [(frames.frames[p], frames.timestamps_s[p], float(w_end - w_start))
+                         for p, (_, (w_start, w_end)) in zip(picked, group)]
+                if batch > 1:
+                    records = memory.call(lambda: describe_batch(
+                        loaded, [Window(c, t, d) for c, t, d in clips], prompt=prompt, generation=generation))
+                else:
+                    clip, times, duration = clips[0]
+                    records = [memory.call(lambda: loaded.describe(clip, times, prompt=prompt,
+                                                                   generation=generation, duration_s=duration))]
+                if ahead and k + 1 < len(plan):
+                    reader.start(k + 1)
+                for (local, (w_start, w_end)), p, (_, times, _), record in zip(group, picked, clips, records):
+                    window = offset + local
+                    notes += [n for n in record.notes if n not in notes]
+                    calls.append(_call_row(n_calls, record))
+                    rows.append({"window": window, "start_s": float(w_start), "end_s": float(w_end),
+                                 "caption": record.text, "tokens": record.n_tokens, "latency_s": record.latency_s,
+                                 "status": record.status, "message": record.error or "", "call": n_calls,
+                                 "n_frames": record.n_frames,
+                                 "frame_times_s": ";".join(f"{t:.6f}" for t in times),
+                                 "frame_indices": ";".join(str(int(i)) for i in frames.indices[p])})
+                    thumbs.append(chunk_thumbs[local])
+                    bar.update(1)
+                    if on_window is not None:
+                        try:
+                            on_window(window + 1, n_windows)
+                        except BaseException:
+                            bar.close()
+                            raise
+                n_calls += 1
     bar.close()
     notes += memory.finish()
     return rows, calls, thumbs, notes
