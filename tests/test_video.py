@@ -670,10 +670,11 @@ def test_cache_entries_read_back_exactly_and_damaged_ones_are_ignored(tmp_path, 
     fingerprints = {3: np.full((8, 8), 1.5), 40: np.arange(64, dtype=np.float64).reshape(8, 8)}
     for pts, time_base in [(np.array([0, 512, 1024], np.int64), (1, 12800)), (None, None)]:
         entry = video_cache.Entry({"n_frames": 3, "codec": "h264"}, pts, np.array([0, 2], np.int64), time_base,
-                                  fingerprints)
+                                  fingerprints, decord_checked=["ab12", "cd34"])
         video_cache.save(clip, "key-1", entry)
         back = video_cache.load(clip, "key-1")
         assert back.info == entry.info and back.time_base == time_base
+        assert back.decord_checked == ["ab12", "cd34"] and back.decord_pixels is None
         assert (back.pts is None) == (pts is None) and (pts is None or back.pts.tolist() == pts.tolist())
         assert back.keyframes.dtype == np.int64 and back.keyframes.tolist() == [0, 2]
         assert sorted(back.fingerprints) == [3, 40]
@@ -840,3 +841,26 @@ def test_decoder_threads_apply_to_this_thread_only_and_give_the_same_frames(inde
         with pytest.raises(ValueError, match="decoder threads must be an int >= 0"):
             with video.decoder_threads(bad):
                 pass
+
+
+def test_a_decord_read_whose_pictures_matched_is_not_compared_again(index_video_25fps, own_cache, monkeypatch):
+    """The same frames at the same size with the same decord give the same pictures: compared once; another
+    read (other frames, another size, another decord version) is compared."""
+    compared = []
+    real = video._check_same_pictures
+    monkeypatch.setattr(video, "_check_same_pictures", lambda info, indices, *a: compared.append(list(indices))
+                        or real(info, indices, *a))
+    first = video.sample_windows(index_video_25fps, 1.0, 2)  # the strict decode's frames: nothing to compare
+    second = video.sample_windows(index_video_25fps, 1.0, 2)  # decord's: compared
+    assert len(compared) == 1
+    third = video.sample_windows(index_video_25fps, 1.0, 2)  # the same read again
+    assert len(compared) == 1
+    for again in (second, third):
+        np.testing.assert_array_equal(again.frames, first.frames)
+    assert len(video_cache.load(index_video_25fps, video_cache.file_key(index_video_25fps)).decord_checked) == 1
+    video.sample_windows(index_video_25fps, 1.0, 2, end_s=2.0)  # other frames
+    assert video.sample_windows(index_video_25fps, 1.0, 2, max_side=160).notes == []  # another size, decord
+    assert len(compared) == 3
+    monkeypatch.setattr(video.import_decord(), "__version__", "0.0-another", raising=False)
+    video.sample_windows(index_video_25fps, 1.0, 2)
+    assert len(compared) == 4

@@ -14,7 +14,8 @@ from the packet index. Any problem with the file becomes a `VideoError` that nam
 The check is done once per file (`verify="once"`, the default): the packet index and a fingerprint of every
 frame the strict decode verified are cached (`workbench.video_cache`, keyed by the file's path, size,
 mtime and end bytes), so a later call on frames already verified decodes once, with decord, and still
-compares decord's pictures with the cached fingerprints. `verify="always"` checks on every call without
+compares decord's pictures with the cached fingerprints, once per distinct decord read (the same frames at the
+same size again are not compared again: `_decord_request`). `verify="always"` checks on every call without
 the cache; `verify="off"` skips the strict decode and the comparison (trusted files only).
 
 Where decord cannot give the right frames although the file is fine (90/270-degree display rotation,
@@ -62,6 +63,8 @@ _FINGERPRINT_SIDE = 144
 # Pixel formats whose first plane is 8-bit luma (fingerprinted without scaling; see _fingerprint_frame).
 _Y8_FORMATS = frozenset({"yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuv410p", "yuvj420p",
                          "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p", "nv12", "nv21", "nv16", "gray"})
+# Digests of decord reads whose pictures matched kept per file (_Known.remember_checked).
+_DECORD_CHECKED_KEPT = 64
 # FFmpeg decoding threads for this thread's reads (0: FFmpeg's own choice); see decoder_threads.
 _DECODER_THREADS: ContextVar[int] = ContextVar("workbench_decoder_threads", default=0)
 # Frames per decord get_batch call; the copy out of each chunk is what the peak adds beyond the result.
@@ -384,6 +387,7 @@ class _Known:
     unsaved: bool = False  # learned something the cache does not hold yet
     container: Any = None  # the container the index was just read from, open for this call's strict decode
     decord_pixels: dict | None = None  # whether decord gives PyAV's pixels (video_cache.Entry.decord_pixels)
+    decord_checked: list[str] = field(default_factory=list)  # decord reads that matched (_decord_request)
 
     def take_container(self):
         """The open container, for one strict decode that closes it; None if there is none."""
@@ -423,12 +427,19 @@ class _Known:
         self.decord_pixels = pixels
         self.unsaved = True
 
+    def remember_checked(self, request: str) -> None:
+        """A decord read whose pictures matched the fingerprints (the latest _DECORD_CHECKED_KEPT kept)."""
+        if self.key is None:  # verify="always": nothing is kept between calls
+            return
+        self.decord_checked = [*(r for r in self.decord_checked if r != request), request][-_DECORD_CHECKED_KEPT:]
+        self.unsaved = True
+
     def save(self) -> None:
         """Write the entry once per call, after the check (one small file write, no fsync); never before the
         rotation is read."""
         if self.unsaved and self.key is not None and self.index.rotation_read:
             video_cache.save(self.index.info.path, self.key,
-                             _entry(self.index, self.fingerprints, self.decord_pixels))
+                             _entry(self.index, self.fingerprints, self.decord_pixels, self.decord_checked))
         self.unsaved = False
 
 
@@ -444,7 +455,8 @@ def _known(path: str | Path, verify: VerifyPolicy, read_rotation: bool = True) -
         info = VideoInfo(path=Path(path), **stored.info)
         return _Known(_StreamIndex(info, stored.pts, stored.keyframes,
                                    Fraction(*stored.time_base) if stored.time_base else None),
-                      stored.fingerprints, key, decord_pixels=stored.decord_pixels)
+                      stored.fingerprints, key, decord_pixels=stored.decord_pixels,
+                      decord_checked=stored.decord_checked)
     container = _open_for_decoding(Path(path))  # raises VideoError for a missing or empty file
     try:
         index = _inspect(path, container)  # raises VideoError for a damaged file: nothing is cached
@@ -457,13 +469,14 @@ def _known(path: str | Path, verify: VerifyPolicy, read_rotation: bool = True) -
     return known
 
 
-def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray], decord_pixels: dict | None = None):
+def _entry(index: _StreamIndex, fingerprints: dict[int, np.ndarray], decord_pixels: dict | None = None,
+           decord_checked: list[str] | None = None):
     from dataclasses import asdict
 
     info = {k: v for k, v in asdict(index.info).items() if k != "path"}
     time_base = (index.time_base.numerator, index.time_base.denominator) if index.time_base else None
     return video_cache.Entry(info, index.pts, np.asarray(index.keyframes, np.int64), time_base, fingerprints,
-                             decord_pixels)
+                             decord_pixels, list(decord_checked or []))
 
 
 def _reference_fingerprints(
@@ -917,6 +930,15 @@ def _differs(frame: int) -> str:
             f"first read returned PyAV's")
 
 
+def _decord_request(size: tuple[int, int], indices: list[int]) -> str:
+    """A digest of one decord read of a file: its size, frame indices and decord's version. decord decodes a
+    file the same way every time (FFmpeg is bit-exact, whatever its thread count), so a read whose pictures
+    matched the fingerprints once is not compared again (`video_cache.Entry.decord_checked`)."""
+    version = getattr(import_decord(), "__version__", "?")
+    data = f"{version} {size[0]}x{size[1]}:".encode() + np.asarray(indices, dtype="<i8").tobytes()
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 def _decord_frames(
     path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int], known: _Known,
     references: dict[int, np.ndarray] | None,
@@ -930,9 +952,11 @@ def _decord_frames(
         else None
     wanted = indices if pending is None or pending["frame"] in indices else [*indices, pending["frame"]]
     frames, starts = _decode(path, index, wanted, size)
-    if references is not None:
+    request = _decord_request(size, wanted)
+    if references is not None and request not in known.decord_checked:
         checked = [i for i in wanted[len(indices):] if i in references]  # the confirming frame, if verified
         _check_same_pictures(info, [*indices, *checked], frames[: len(indices) + len(checked)], references)
+        known.remember_checked(request)
     if pending is not None:
         same = _pixel_digest(frames[wanted.index(pending["frame"])]) == pending["sha256"]
         known.set_decord_pixels({"state": "same"} if same else {"state": "differs", "frame": pending["frame"]})

@@ -3,7 +3,8 @@
 Per video file: its packet index (frame times, keyframes, stream facts) and an 8x8 luma fingerprint of
 every frame the strict PyAV decode has already verified. A later call on the same file then needs neither
 the demux of the whole file nor the strict decode of frames verified before: decord decodes once, and its
-pictures are still compared with the stored fingerprints (see `video.sample_*`'s `verify`).
+pictures are still compared with the stored fingerprints (see `video.sample_*`'s `verify`), once per
+distinct decord read (the entry keeps a digest of each read that matched).
 
 An entry counts only for the same file as it was: same resolved path, size, modification time (ns),
 inode, and the same bytes in its first and last 64 KiB. The entries live in `paths.cache_dir() /
@@ -23,7 +24,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,9 @@ class Entry:
     # video._first_read): None (no such read), {"state": "unconfirmed", "frame": i, "sha256": hex digest of
     # PyAV's RGB bytes of frame i}, {"state": "same"} or {"state": "differs", "frame": i}.
     decord_pixels: dict | None = None
+    # Digests of decord reads (size, frame indices, decord's version) whose pictures matched `fingerprints`,
+    # oldest first (video._decord_request): the same read again is not compared again.
+    decord_checked: list[str] = field(default_factory=list)
 
 
 def cache_folder() -> Path:
@@ -89,7 +93,7 @@ def _encode(key: str, entry: Entry) -> bytes:
               "fp_indices": indices, "fp_values": values}
     header = json.dumps({"key": key, "info": entry.info, "has_pts": entry.pts is not None,
                          "time_base": list(entry.time_base) if entry.time_base else None,
-                         "decord_pixels": entry.decord_pixels,
+                         "decord_pixels": entry.decord_pixels, "decord_checked": entry.decord_checked,
                          "lengths": [len(arrays[name]) for name, _, _ in _ARRAYS]}).encode()
     parts = [_MAGIC, len(header).to_bytes(4, "little"), header]
     parts += [np.ascontiguousarray(arrays[name], dtype=dtype).tobytes() for name, dtype, _ in _ARRAYS]
@@ -120,6 +124,7 @@ def _decode(data: bytes, key: str) -> Entry | None:
         time_base=tuple(time_base) if time_base else None,  # type: ignore[arg-type]
         fingerprints=dict(zip(arrays["fp_indices"].tolist(), arrays["fp_values"].astype(np.float32))),
         decord_pixels=header.get("decord_pixels"),
+        decord_checked=list(header.get("decord_checked") or []),
     )
 
 

@@ -254,8 +254,9 @@ def tensor_bytes(model: "torch.nn.Module") -> int:
 def model_tensors(model: "torch.nn.Module") -> "list[torch.Tensor]":
     import torch
 
-    tensors: list[torch.Tensor] = list(model.parameters()) + list(model.buffers())
-    for param in model.parameters():
+    params = list(model.parameters())
+    tensors: list[torch.Tensor] = params + list(model.buffers())
+    for param in params:
         scb = getattr(param, "SCB", None)
         if isinstance(scb, torch.Tensor):
             tensors.append(scb)
