@@ -107,13 +107,13 @@ def _reader_threads_end() -> bool:
 
 
 @pytest.mark.parametrize("chunk_windows", [1, 3])
-@pytest.mark.parametrize("spare", [True, False])
+@pytest.mark.parametrize("spare", [1, None])
 def test_a_timeline_read_in_chunks_equals_one_read_whole(probe_video, chunk_windows, spare, monkeypatch):
     import numpy as np
 
     from workbench.quality import timeline as timeline_module
 
-    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: spare)
+    monkeypatch.setattr(timeline_module, "_read_ahead_threads", lambda device: spare)
     whole = caption_timeline(_pixel_stub(), probe_video, TimelineSettings(track_memory=False, chunk_windows=64),
                              progress=False)
     chunked = caption_timeline(_pixel_stub(), probe_video,
@@ -146,7 +146,7 @@ def test_the_next_chunk_is_read_ahead_after_the_first_call_with_one_decoder_thre
     background from the end of the first call on, with one decoder thread, and only then."""
     from workbench.quality import timeline as timeline_module
 
-    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: True)
+    monkeypatch.setattr(timeline_module, "_read_ahead_threads", lambda device: 1)
     log: list = []
     _log_reads(monkeypatch, log)
     timeline = caption_timeline(_pixel_stub(log), probe_video, TimelineSettings(track_memory=False,
@@ -165,7 +165,7 @@ def test_without_a_spare_core_each_chunk_is_read_when_it_is_needed(probe_video, 
     """Every core busy with the model: no read ahead, chunks of chunk_windows, FFmpeg's own thread count."""
     from workbench.quality import timeline as timeline_module
 
-    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: False)
+    monkeypatch.setattr(timeline_module, "_read_ahead_threads", lambda device: None)
     log: list = []
     _log_reads(monkeypatch, log)
     caption_timeline(_pixel_stub(log), probe_video, TimelineSettings(track_memory=False, chunk_windows=3),
@@ -176,26 +176,28 @@ def test_without_a_spare_core_each_chunk_is_read_when_it_is_needed(probe_video, 
     assert _reader_threads_end()
 
 
-def test_a_spare_core_is_one_torch_leaves_free(monkeypatch):
+def test_reading_ahead_takes_the_cores_torch_leaves_free(monkeypatch):
+    """A CPU model: the usable cores beyond torch's threads, none left meaning no reading ahead; a GPU model:
+    FFmpeg's own number (0)."""
     import os
 
     import torch
 
-    from workbench.quality.timeline import _spare_core
+    from workbench.quality.timeline import _read_ahead_threads
 
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert _spare_core("cpu") and _spare_core("cuda")
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert not _spare_core("cpu") and _spare_core("cuda")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    for torch_threads, ahead in [(1, 7), (6, 2), (8, None), (12, None)]:
+        monkeypatch.setattr(torch, "get_num_threads", lambda n=torch_threads: n)
+        assert _read_ahead_threads("cpu") == ahead
+        assert _read_ahead_threads("cuda") == 0
 
 
-@pytest.mark.parametrize("spare", [True, False])
+@pytest.mark.parametrize("spare", [1, None])
 def test_an_error_reading_a_later_chunk_is_raised_after_the_earlier_windows(probe_video, monkeypatch, spare):
     from workbench import video
     from workbench.quality import timeline as timeline_module
 
-    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: spare)
+    monkeypatch.setattr(timeline_module, "_read_ahead_threads", lambda device: spare)
 
     real = video.sample_windows
 
@@ -216,7 +218,7 @@ def test_an_error_reading_a_later_chunk_is_raised_after_the_earlier_windows(prob
 def test_cancelling_between_windows_stops_captioning_and_reading(probe_video, monkeypatch):
     from workbench.quality import timeline as timeline_module
 
-    monkeypatch.setattr(timeline_module, "_spare_core", lambda device: True)
+    monkeypatch.setattr(timeline_module, "_read_ahead_threads", lambda device: 1)
 
     class Cancelled(Exception):
         pass

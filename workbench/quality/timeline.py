@@ -10,11 +10,11 @@ Either way the result is one row per window (second) with its caption, tokens, l
 peak memory while captioning and the seconds of compute per second of video.
 
 Windows are read in chunks (`chunk_windows`). When the machine has a core the model does not use (a GPU
-model, or torch's CPU threads fewer than the usable cores), they are read ahead in one background thread: while
-the model captions a chunk, the next one is decoded with a single FFmpeg thread, so a video's decoding
-overlaps its captioning instead of adding to it. The first chunk then holds two calls' windows, read while the
-caller waits, so that captioning starts early, and the next chunk's read starts once the first call of the
-current one is done.
+model, or torch's CPU threads fewer than the usable cores), they are read ahead in one background thread:
+while the model captions a chunk, the next one is decoded with as many FFmpeg threads as there are spare
+cores (FFmpeg's own number for a GPU model), so a video's decoding overlaps its captioning instead of adding
+to it. The first chunk then holds two calls' windows, read while the caller waits, so that captioning starts
+early, and the next chunk's read starts once the first call of the current one is done.
 
 Peak memory: on CUDA the allocator's max allocated over all calls (free to measure). On CPU a live-tensor
 tracker (weights included) slows every operator several-fold, so it watches only the first captioning call,
@@ -65,8 +65,8 @@ class TimelineSettings:
     prompt: str = ""  # "" = the model's own prompt (windows) or TIMESTAMP_PROMPT (whole_clip)
     max_new_tokens: int = 32
     seed: int = 0
-    chunk_windows: int = 64  # windows read at a time; the next chunk is read while this one is captioned, so
-    # up to two chunks' frames are held (memory grows with this, not with the video)
+    chunk_windows: int = 64  # windows read at a time (memory grows with this, not with the video; reading
+    # ahead, see the module doc, holds up to two chunks' frames)
     thumbnail_side: int = 160  # the timeline view keeps one small frame per row
     track_memory: bool = True  # measure peak memory while captioning (see the module doc)
     batch_windows: int = 1  # windows mode: windows captioned per generate call (workbench.batching)
@@ -372,12 +372,13 @@ def _chunk_plan(n_windows: int, chunk_windows: int, first: int) -> list[tuple[in
     return plan
 
 
-def _spare_core(device: str) -> bool:
-    """Whether reading ahead can overlap captioning without taking a core from the model: a model on a GPU leaves
-    the CPU's cores to it; one on the CPU only if torch's threads leave a core this process may use free (with
-    every core busy, reading ahead measured 1-2 % slower than reading each chunk when it is needed)."""
+def _read_ahead_threads(device: str) -> int | None:
+    """FFmpeg threads for reading ahead while the model captions, or None not to read ahead: a model on a GPU
+    leaves the CPU to the reader (0: FFmpeg's own number); one on the CPU leaves the cores this process may
+    use beyond torch's threads, if any (with every core busy, reading ahead measured 1-2 % slower than reading
+    each chunk when it is needed)."""
     if device != "cpu":
-        return True
+        return 0
     import os
 
     import torch
@@ -386,7 +387,8 @@ def _spare_core(device: str) -> bool:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         usable = os.cpu_count() or 1
-    return torch.get_num_threads() < usable
+    spare = usable - torch.get_num_threads()
+    return spare if spare > 0 else None
 
 
 def _read_chunk(path: Path, chunk: list[tuple[float, float]], settings: TimelineSettings,
@@ -409,22 +411,23 @@ def _read_chunk(path: Path, chunk: list[tuple[float, float]], settings: Timeline
 
 class _ChunkReader:
     """Reads chunks of windows in one background thread, so that reading the next chunk overlaps captioning
-    this one (the decoders and numpy release the GIL). A chunk read ahead (`start`) decodes with one FFmpeg
-    thread, leaving the other cores to the model; one read while the caller waits (`take` with none started)
-    with FFmpeg's own number. A read's error is raised where its chunk is taken; leaving the block drops a
-    read still in progress (it finishes on its own, its frames unused)."""
+    this one (the decoders and numpy release the GIL). A chunk read ahead (`start`) decodes with `ahead_threads`
+    FFmpeg threads (the cores the model leaves free); one read while the caller waits (`take` with none
+    started) with FFmpeg's own number. A read's error is raised where its chunk is taken; leaving the block
+    drops a read still in progress (it finishes on its own, its frames unused)."""
 
-    def __init__(self, read: Callable[[int, int], Any]) -> None:
+    def __init__(self, read: Callable[[int, int], Any], ahead_threads: int = 1) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self._read = read  # read(chunk, decoder threads)
+        self._ahead_threads = ahead_threads
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workbench-read")
         self._pending: dict[int, Any] = {}
 
     def start(self, chunk: int) -> None:
         """Read `chunk` ahead, in the background."""
         if chunk not in self._pending:
-            self._pending[chunk] = self._pool.submit(self._read, chunk, 1)
+            self._pending[chunk] = self._pool.submit(self._read, chunk, self._ahead_threads)
 
     def take(self, chunk: int) -> Any:
         """`chunk`'s read, waiting for it (and starting it, with all decoder threads, if it was not)."""
@@ -462,15 +465,16 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
     # Reading ahead: the first chunk holds two calls' windows, so captioning starts after a short read; each next
     # chunk is read in the background from the end of the current chunk's first call on (not during the first
     # call, the one whose memory is tracked on CPU). Without a spare core, each chunk is read when it is needed.
-    ahead = _spare_core(loaded.report.device)
+    ahead_threads = _read_ahead_threads(loaded.report.device)
+    ahead = ahead_threads is not None
     plan = _chunk_plan(n_windows, settings.chunk_windows,
                        first=min(settings.chunk_windows, 2 * batch) if ahead else settings.chunk_windows)
-    if len(plan) > 1:
+    if ahead and len(plan) > 1:
         # imported here, not first in the reading thread while the model runs: the import briefly hides the
         # `nvidia` package from sys.modules (video.import_decord)
         video.import_decord()
-    with _ChunkReader(lambda k, threads: _read_chunk(path, spans[plan[k][0]: sum(plan[k])], settings,
-                                                     threads)) as reader:
+    with _ChunkReader(lambda k, threads: _read_chunk(path, spans[plan[k][0]: sum(plan[k])], settings, threads),
+                      ahead_threads=ahead_threads or 0) as reader:
         for k, (offset, _) in enumerate(plan):
             frames, chunk_thumbs = reader.take(k)
             notes += [n for n in frames.notes if n not in notes]  # e.g. decoded by PyAV, and why
