@@ -25,8 +25,8 @@ them with the same contract (frames, exact timestamps, indices) and `Frames.note
 Memory grows with the number of frames asked for, never with the length of the video.
 
 FFmpeg picks its own number of decoding threads unless a caller says otherwise for the reads it makes in one
-thread (`decoder_threads`): a read in the background while a model captions on the other core takes one, so
-that it does not take that core from the model.
+thread (`decoder_threads`): a read in the background while a model captions takes only the cores the model
+leaves free (`quality.timeline` reads ahead this way).
 """
 
 from __future__ import annotations
@@ -952,8 +952,8 @@ def _decord_frames(
         else None
     wanted = indices if pending is None or pending["frame"] in indices else [*indices, pending["frame"]]
     frames, starts = _decode(path, index, wanted, size)
-    request = _decord_request(size, wanted)
-    if references is not None and request not in known.decord_checked:
+    request = _decord_request(size, wanted) if references is not None else None
+    if request is not None and request not in known.decord_checked:
         checked = [i for i in wanted[len(indices):] if i in references]  # the confirming frame, if verified
         _check_same_pictures(info, [*indices, *checked], frames[: len(indices) + len(checked)], references)
         known.remember_checked(request)
