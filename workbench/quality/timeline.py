@@ -392,9 +392,9 @@ def _read_ahead_threads(device: str) -> int | None:
 
 
 def _read_chunk(path: Path, chunk: list[tuple[float, float]], settings: TimelineSettings,
-                threads: int = 0) -> tuple[Any, list]:
-    """The frames of a chunk of windows (checked against the plan) and each window's thumbnail, decoded with
-    `threads` FFmpeg threads (`video.decoder_threads`)."""
+                threads: int = 0) -> tuple[Any, list, list]:
+    """The frames of a chunk of windows (checked against the plan), each window's positions in them and its
+    thumbnail, decoded with `threads` FFmpeg threads (`video.decoder_threads`)."""
     import numpy as np
 
     from workbench import video
@@ -405,8 +405,8 @@ def _read_chunk(path: Path, chunk: list[tuple[float, float]], settings: Timeline
     if [(round(a, 6), round(b, 6)) for a, b in frames.windows or []] != \
             [(round(a, 6), round(b, 6)) for a, b in chunk]:
         raise RuntimeError(f"windows of a chunk {frames.windows} differ from the plan {chunk}")
-    firsts = [int(np.flatnonzero(frames.window_ids == local)[0]) for local in range(len(chunk))]
-    return frames, [_thumbnail(frames.frames[i], settings.thumbnail_side) for i in firsts]
+    positions = [np.flatnonzero(frames.window_ids == local) for local in range(len(chunk))]
+    return frames, positions, [_thumbnail(frames.frames[p[0]], settings.thumbnail_side) for p in positions]
 
 
 class _ChunkReader:
@@ -443,7 +443,6 @@ class _ChunkReader:
 
 def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: TimelineSettings, memory: _PeakMemory,
              progress: bool, on_window: Callable[[int, int], None] | None = None) -> tuple[list, list, list, list]:
-    import numpy as np
     from tqdm.auto import tqdm
 
     from workbench import sampling, video
@@ -476,12 +475,12 @@ def _windows(loaded: "LoadedModel", path: Path, span_s: float, settings: Timelin
     with _ChunkReader(lambda k, threads: _read_chunk(path, spans[plan[k][0]: sum(plan[k])], settings, threads),
                       ahead_threads=ahead_threads or 0) as reader:
         for k, (offset, _) in enumerate(plan):
-            frames, chunk_thumbs = reader.take(k)
+            frames, positions, chunk_thumbs = reader.take(k)
             notes += [n for n in frames.notes if n not in notes]  # e.g. decoded by PyAV, and why
             local_windows = list(enumerate(frames.windows or []))
             for first in range(0, len(local_windows), batch):
                 group = local_windows[first:first + batch]
-                picked = [np.flatnonzero(frames.window_ids == local) for local, _ in group]
+                picked = [positions[local] for local, _ in group]
                 clips = [(frames.frames[p], frames.timestamps_s[p], float(w_end - w_start))
                          for p, (_, (w_start, w_end)) in zip(picked, group)]
                 if batch > 1:
