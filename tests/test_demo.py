@@ -61,3 +61,47 @@ def test_bad_workers_value_is_an_error(monkeypatch):
     monkeypatch.setattr(demo, "load_yaml", lambda path: {"workers": 0, "runs": [{"notebook": "x"}]})
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         demo.demo_workers()
+
+
+class _Finished:
+    def __init__(self, status: str, code: int, error: str = ""):
+        self.stdout, self.stderr, self.returncode = f"{status}: outputs/x/run\n", error, code
+
+
+@pytest.mark.parametrize("outcomes, ok, attempts", [
+    ([("timeout", 1), ("ok", 0)], True, 2),
+    ([("timeout", 1), ("timeout", 1)], False, 2),
+    ([("failed", 1)], False, 1),  # only a time limit is tried again
+])
+def test_a_run_past_the_time_limit_is_said_and_started_again(monkeypatch, capsys, outcomes, ok, attempts):
+    commands = []
+    results = iter(_Finished(status, code, "error: the run passed its time limit of 10 min and was stopped"
+                             if status == "timeout" else "error: cell 3: ValueError: x") for status, code in outcomes)
+
+    def fake_run(command, **kwargs):
+        commands.append(command)
+        return next(results)
+
+    monkeypatch.setattr("subprocess.run", fake_run)
+    monkeypatch.setattr(demo, "demo_time_limit", lambda: (600.0, 1))
+    assert demo._run_one({"notebook": "03_attention", "params": "params/03_attention.twin.yaml"}) is ok
+    assert len(commands) == attempts
+    assert all(c[-2:] == ["--time-limit", "600.0"] for c in commands)
+    out = capsys.readouterr().out
+    assert out.count("[timeout] 03_attention") == sum(s == "timeout" for s, _ in outcomes)
+    assert ("starting it again (1 of 1 after a time limit)" in out) == (outcomes[0][0] == "timeout")
+    if outcomes[0][0] == "timeout":
+        assert "error: the run passed its time limit of 10 min" in out
+
+
+def test_demo_time_limit_is_set_and_checked(monkeypatch):
+    limit, retries = demo.demo_time_limit()
+    assert limit is not None and limit >= 300 and retries >= 0  # the demo never waits on a hang forever
+    for spec, message in [({"time_limit_s": 0}, "time_limit_s must be"), ({"time_limit_s": "10"}, "time_limit_s"),
+                          ({"timeout_retries": -1}, "timeout_retries must be"),
+                          ({"timeout_retries": True}, "timeout_retries")]:
+        monkeypatch.setattr(demo, "load_yaml", lambda path, spec=spec: spec)
+        with pytest.raises(ValueError, match=message):
+            demo.demo_time_limit()
+    monkeypatch.setattr(demo, "load_yaml", lambda path: {})
+    assert demo.demo_time_limit() == (None, 0)

@@ -254,3 +254,54 @@ def test_probe_children_get_killed_when_their_parent_dies(tmp_path):
     parent.kill()
     parent.wait()
     assert _all_gone([child], timeout=10) == []
+
+
+HANG = DATA / "hang.ipynb"
+
+
+@pytest.mark.parametrize("hold_gil", [False, True])
+def test_time_limit_saves_the_kernels_stacks_and_stops_a_hung_run(tmp_path, hold_gil):
+    """A run past --time-limit ends as 'timeout' with its kernel's stacks saved, even when the kernel waits in
+    native code that holds the GIL (where SIGINT, SIGTERM and papermill's cell timeout get no answer)."""
+    outputs = tmp_path / "outputs"
+    started = time.monotonic()
+    proc = _start(["run", str(HANG), "-p", "sleep_s", "600", "-p", "hold_gil", str(hold_gil).lower(),
+                   "--time-limit", "8"], outputs)
+    kernels = _wait_for(lambda: [p for p in _tree(proc.pid) if "ipykernel" in " ".join(p.cmdline())],
+                       what="the kernel to start")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and out.startswith("timeout: "), (out, err[-2000:])
+    assert time.monotonic() - started < 60
+    run_dir = Path(out.split(": ", 1)[1].strip())
+    record = json.loads((run_dir / "manifest.json").read_text())
+    assert record["status"] == "timeout"
+    assert record["error"].startswith("the run passed its time limit of 8 s and was stopped; it was at cell "
+                                      "line 3" if hold_gil else "the run passed its time limit of 8 s and was "
+                                      "stopped; it was at cell line 5")
+    assert "stacks.txt" in record["error"] and "error: the run passed its time limit" in err
+    stacks = (run_dir / "stacks.txt").read_text()
+    kernel, runner_part = stacks.split("## The runner")
+    assert "Current thread" in kernel and "ipykernel_launcher.py" in kernel and "in <module>" in kernel
+    assert "workbench/watchdog.py" in runner_part  # the runner's own threads, the watchdog's among them
+    assert str(runner.paths.REPO_ROOT) not in stacks and str(tmp_path) not in stacks and '"/' not in stacks
+    assert (run_dir / "notebook.ipynb").exists() and not (run_dir / runner.PARTIAL_NAME).exists()
+    assert not list((tmp_path / "tmp").glob("workbench-stacks-*"))  # the kernel's raw dump is removed
+    assert _all_gone(kernels) == []
+
+
+def test_a_run_within_its_time_limit_is_untouched(tmp_path):
+    outputs = tmp_path / "outputs"
+    proc = _start(["run", str(HANG), "-p", "sleep_s", "1", "--time-limit", "120"], outputs)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and out.startswith("ok: "), err[-2000:]
+    run_dir = Path(out.split(": ", 1)[1].strip())
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "ok"
+    assert not (run_dir / "stacks.txt").exists() and not list((tmp_path / "tmp").glob("workbench-stacks-*"))
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon"])
+def test_time_limit_must_be_positive_seconds(tmp_path, value):
+    proc = _start(["run", str(HANG), "--time-limit", value], tmp_path / "outputs")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "--time-limit" in err and repr(value) in err
+    assert not (tmp_path / "outputs").exists()

@@ -53,7 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.prepare_only:  # papermill's dry run: validate and show what would run, start nothing
             return _prepare_only(args.notebook, args.file, overrides)
         result = run_notebook(args.notebook, args.file, overrides, cell_timeout_s=args.cell_timeout,
-                              kernel_name=args.kernel, cwd=args.cwd, progress=not args.no_progress)
+                              time_limit_s=args.time_limit, kernel_name=args.kernel, cwd=args.cwd, progress=not args.no_progress)
     except ParameterError as err:
         hints = raw_hints(notebook_parameters(paths.notebook_path(args.notebook)), typed)
         raise ParameterError("\n".join([str(err), *(f"hint: {h}" for h in hints)])) from None
@@ -74,7 +74,7 @@ def _prepare_only(notebook: str, params_file: str | None, overrides: dict[str, A
 def _cmd_rerun(args: argparse.Namespace) -> int:
     from workbench.runner import rerun
 
-    return _report_run(rerun(args.run_dir, cell_timeout_s=args.cell_timeout))
+    return _report_run(rerun(args.run_dir, cell_timeout_s=args.cell_timeout, time_limit_s=args.time_limit))
 
 
 def _report_run(result: Any) -> int:
@@ -87,6 +87,17 @@ def _report_run(result: Any) -> int:
         print(f"interrupted; to run it again: python -m workbench rerun {result.dir}", file=sys.stderr)
         return 130
     return 0 if result.ok else 1
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds, for --time-limit."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
 
 
 class _Value(argparse.Action):
@@ -229,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", "--kernel", default="python3", metavar="NAME", help="Jupyter kernel name (default python3)")
     run.add_argument("--cell-timeout", "--execution-timeout", dest="cell_timeout", type=float, default=None,
                      metavar="SECONDS", help="seconds per cell before the run ends as 'timeout'")
+    run.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
+                     help="seconds for the whole run: then the kernel's Python stacks are saved (stacks.txt) and "
+                          "the run ends as 'timeout'")
     run.add_argument("--no-progress", action="store_true", help="no per-cell progress line on stderr")
     run.set_defaults(func=_cmd_run)
 
@@ -236,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="run a run folder's notebook again with its recorded parameters")
     again.add_argument("run_dir", help="a run folder (outputs/<notebook>/<run-id> or a sweep's runs/<key>-a<n>)")
     again.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell before 'timeout'")
+    again.add_argument("--time-limit", type=_seconds, default=None, metavar="SECONDS",
+                       help="seconds for the whole run before 'timeout' (the kernel's stacks in stacks.txt)")
     again.set_defaults(func=_cmd_rerun)
 
     params = sub.add_parser("params", help="list a notebook's parameters with types, defaults, help and allowed values")

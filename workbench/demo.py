@@ -23,6 +23,20 @@ def demo_workers() -> int:
     return workers
 
 
+def demo_time_limit() -> tuple[float | None, int]:
+    """(seconds a notebook run may take before its kernel's stacks are saved and it is stopped, how many
+    times a run stopped so is started again): params/demo.yaml `time_limit_s` (default none) and
+    `timeout_retries` (default 0)."""
+    source = paths.PARAMS_DIR / "demo.yaml"
+    spec = load_yaml(source)
+    limit, retries = spec.get("time_limit_s"), spec.get("timeout_retries", 0)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
+        raise ValueError(f"{source}: time_limit_s must be a number of seconds > 0, got {limit!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"{source}: timeout_retries must be an integer >= 0, got {retries!r}")
+    return (float(limit) if limit is not None else None), retries
+
+
 def demo_runs(full: bool = True) -> list[dict[str, Any]]:
     """The entries of params/demo.yaml in order: `runs`, then (full) `full`."""
     source = paths.PARAMS_DIR / "demo.yaml"
@@ -63,6 +77,7 @@ def run_demo(only: list[str] | None = None, full: bool = False) -> bool:
         else:
             resolve_parameters(run["notebook"], run.get("params"), run.get("overrides"))
     workers = demo_workers()
+    demo_time_limit()  # a bad value is an error before any run starts
     if workers > 1:  # kernels and probe processes inherit it: threads would spin against each other
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.perf_counter()
@@ -90,11 +105,14 @@ def _run_one(run: dict[str, Any]) -> bool:
 
     A notebook runs in its own `python -m workbench run` process: the runner kills what a run leaves behind
     among its process's children when the run ends, which in a shared process would be the kernel of the
-    run beside it.
+    run beside it. A run that passes the demo's time limit is stopped with its kernel's stacks in its folder
+    (`workbench.watchdog`), said so, and started again up to `timeout_retries` times.
     """
     import json
     import subprocess
     import sys
+
+    from workbench.runner import STOP
 
     start = time.perf_counter()
     if "sweep" in run:
@@ -107,18 +125,27 @@ def _run_one(run: dict[str, Any]) -> bool:
         print(f"[sweep {statuses.value_counts().to_dict()}] {run['sweep']} "
               f"({time.perf_counter() - start:.0f} s): {sweep_dir / 'index.html'}", flush=True)
         return bool((statuses == "ok").all())
+    limit_s, retries = demo_time_limit()
     command = [sys.executable, "-m", "workbench", "run", run["notebook"], "--no-progress"]
     if run.get("params"):
         command += ["-f", run["params"]]
     if run.get("overrides"):
         command += ["-y", json.dumps(run["overrides"])]
-    process = subprocess.run(command, cwd=str(paths.REPO_ROOT), capture_output=True, text=True)
-    lines = process.stdout.strip().splitlines()
-    status, _, folder = (lines[-1] if lines else "failed: (no run folder)").partition(": ")
-    print(f"[{status}] {run['notebook']} ({time.perf_counter() - start:.0f} s): {folder}/notebook.html",
-          flush=True)
-    if process.returncode != 0:
-        errors = [line for line in process.stderr.strip().splitlines() if line.startswith("error:")]
-        print(f"    {(errors or process.stderr.strip().splitlines() or ['exit code ' + str(process.returncode)])[-1]}",
+    if limit_s is not None:
+        command += ["--time-limit", str(limit_s)]
+    for attempt in range(retries + 1):
+        if attempt:
+            print(f"    {run['notebook']}: starting it again ({attempt} of {retries} after a time limit)", flush=True)
+            start = time.perf_counter()
+        process = subprocess.run(command, cwd=str(paths.REPO_ROOT), capture_output=True, text=True)
+        lines = process.stdout.strip().splitlines()
+        status, _, folder = (lines[-1] if lines else "failed: (no run folder)").partition(": ")
+        print(f"[{status}] {run['notebook']} ({time.perf_counter() - start:.0f} s): {folder}/notebook.html",
               flush=True)
+        if process.returncode != 0:
+            stderr = process.stderr.strip().splitlines()
+            errors = [line for line in stderr if line.startswith("error:")]
+            print(f"    {(errors or stderr or ['exit code ' + str(process.returncode)])[-1]}", flush=True)
+        if status != "timeout" or STOP.is_set():
+            break
     return process.returncode == 0

@@ -140,23 +140,32 @@ def stop_reason() -> str:
 
 
 def run_notebook(notebook: str, params_file: str | None = None, overrides: dict[str, Any] | None = None,
-                 *, cell_timeout_s: float | None = None, kernel_name: str = "python3",
-                 run_dir: Path | None = None, cwd: str | Path | None = None, progress: bool = False) -> RunResult:
+                 *, cell_timeout_s: float | None = None, time_limit_s: float | None = None,
+                 kernel_name: str = "python3", run_dir: Path | None = None, cwd: str | Path | None = None,
+                 progress: bool = False) -> RunResult:
     """Execute `notebook` into a run folder; never raises for a failing notebook (see the status).
 
     Ctrl-C or SIGTERM kills the kernel and everything it started and seals the folder as 'interrupted'.
+    `cell_timeout_s`: seconds per cell (papermill's); `time_limit_s`: seconds for the whole run, after which the
+    kernel's Python stacks are saved and it is killed (`workbench.watchdog`); either ends the run as 'timeout'.
     `cwd`: the kernel's working directory (default the repository); `progress`: papermill's per-cell progress
     line on stderr.
     """
     nb_path, values = resolve_parameters(notebook, params_file, overrides)
+    if time_limit_s is not None and (isinstance(time_limit_s, bool) or not isinstance(time_limit_s, (int, float))
+                                     or not time_limit_s > 0):
+        raise ParameterError(f"time limit must be a number of seconds > 0, got {time_limit_s!r}")
     with interruptible():
-        return _run(nb_path, values, params_file, cell_timeout_s, kernel_name, run_dir, cwd, progress)
+        return _run(nb_path, values, params_file, cell_timeout_s, kernel_name, run_dir, cwd, progress,
+                    time_limit_s)
 
 
 def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_timeout_s: float | None,
          kernel_name: str, run_dir: Path | None, cwd: str | Path | None = None,
-         progress: bool = False) -> RunResult:
+         progress: bool = False, time_limit_s: float | None = None) -> RunResult:
     import papermill
+
+    from workbench.watchdog import Watchdog
 
     stem = nb_path.stem
     mark_dead_runs(paths.run_root(stem))
@@ -170,19 +179,27 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
     status, error = "ok", None
     started = time.perf_counter()
     before = {(p.pid, p.create_time()) for p in descendants()}
+    watchdog = Watchdog(time_limit_s, run_dir, before) if time_limit_s else None
     try:
         if STOP.is_set():
             raise InterruptedError(stop_reason())
+        if watchdog:
+            watchdog.start()
         papermill.execute_notebook(
             str(nb_path), str(partial), parameters={**values, "run_dir": paths.portable_run_dir(run_dir)},
             kernel_name=kernel_name, cwd=str(kernel_cwd), progress_bar=progress,
             execution_timeout=cell_timeout_s, request_save_on_cell_execute=True,
+            **({"extra_arguments": watchdog.kernel_arguments()} if watchdog else {}),
         )
     except Exception as err:  # the run's outcome is recorded, whatever it was
         status, error = classify_failure(err)
     finally:
+        if watchdog:
+            watchdog.stop()
         _kill_new_children(before)  # nothing the kernel started outlives the run (probes, their children)
         _remove_temp_folders()
+    if watchdog and watchdog.fired:
+        status, error = "timeout", watchdog.error
     if STOP.is_set():
         status, error = INTERRUPTED, stop_reason()
     folder.finish(status, error, time.perf_counter() - started)
@@ -215,7 +232,8 @@ def _repo_relative(path: Path) -> str:
     return str(resolved.relative_to(paths.REPO_ROOT)) if resolved.is_relative_to(paths.REPO_ROOT) else str(resolved)
 
 
-def rerun(run_dir: str | Path, *, cell_timeout_s: float | None = None) -> RunResult:
+def rerun(run_dir: str | Path, *, cell_timeout_s: float | None = None,
+          time_limit_s: float | None = None) -> RunResult:
     """Run a run folder's notebook again with exactly the parameters its manifest recorded (all of them,
     defaults included, so a changed default does not change the repeat) into a new run folder."""
     run_dir = Path(run_dir)
@@ -231,7 +249,7 @@ def rerun(run_dir: str | Path, *, cell_timeout_s: float | None = None) -> RunRes
     if hidden:
         raise ParameterError(f"{run_dir}: parameters {hidden} held a secret and were redacted in the manifest; "
                              f"run the notebook with -f/-p instead, passing them again")
-    result = run_notebook(notebook, overrides=parameters, cell_timeout_s=cell_timeout_s)
+    result = run_notebook(notebook, overrides=parameters, cell_timeout_s=cell_timeout_s, time_limit_s=time_limit_s)
     RunFolder.open(result.dir).update(rerun_of={"run_dir": str(run_dir), "run_id": record.get("run_id"),
                                                 "git": record.get("git"), "weights": record.get("weights")})
     return result
