@@ -64,8 +64,21 @@ def test_bad_workers_value_is_an_error(monkeypatch):
 
 
 class _Finished:
-    def __init__(self, status: str, code: int, error: str = ""):
-        self.stdout, self.stderr, self.returncode = f"{status}: outputs/x/run\n", error, code
+    def __init__(self, status: str, code: int, error: str = "", folder: str = "outputs/x/run"):
+        self.stdout, self.stderr, self.returncode = f"{status}: {folder}\n", error, code
+
+
+HUNG = """## The kernel
+
+Thread 0x1 (most recent call first):
+  File "site-packages/zmq/sugar/__init__.py", line 21 in device
+
+Current thread 0x2 (most recent call first):
+  File "site-packages/decord/video_reader.py", line 180 in get_batch
+  File "workbench/video.py", line 801 in _decode
+  File "ipykernel_7/123.py", line 4 in <module>
+  File "site-packages/IPython/core/interactiveshell.py", line 3823 in run_code
+"""
 
 
 @pytest.mark.parametrize("outcomes, ok, attempts", [
@@ -73,10 +86,13 @@ class _Finished:
     ([("timeout", 1), ("timeout", 1)], False, 2),
     ([("failed", 1)], False, 1),  # only a time limit is tried again
 ])
-def test_a_run_past_the_time_limit_is_said_and_started_again(monkeypatch, capsys, outcomes, ok, attempts):
+def test_a_run_past_the_time_limit_is_said_and_started_again(monkeypatch, capsys, tmp_path, outcomes, ok,
+                                                              attempts):
+    (tmp_path / "stacks.txt").write_text(HUNG)
     commands = []
     results = iter(_Finished(status, code, "error: the run passed its time limit of 10 min and was stopped"
-                             if status == "timeout" else "error: cell 3: ValueError: x") for status, code in outcomes)
+                             if status == "timeout" else "error: cell 3: ValueError: x", str(tmp_path))
+                   for status, code in outcomes)
 
     def fake_run(command, **kwargs):
         commands.append(command)
@@ -90,8 +106,12 @@ def test_a_run_past_the_time_limit_is_said_and_started_again(monkeypatch, capsys
     out = capsys.readouterr().out
     assert out.count("[timeout] 03_attention") == sum(s == "timeout" for s, _ in outcomes)
     assert ("starting it again (1 of 1 after a time limit)" in out) == (outcomes[0][0] == "timeout")
-    if outcomes[0][0] == "timeout":
+    if outcomes[0][0] == "timeout":  # the error, then the hung thread's stack down to its cell
         assert "error: the run passed its time limit of 10 min" in out
+        assert ('      File "site-packages/decord/video_reader.py", line 180 in get_batch\n'
+                '      File "workbench/video.py", line 801 in _decode\n'
+                '      File "ipykernel_7/123.py", line 4 in <module>\n') in out
+        assert "interactiveshell" not in out and "zmq" not in out
 
 
 def test_demo_time_limit_is_set_and_checked(monkeypatch):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from workbench import paths
@@ -146,6 +147,25 @@ def _run_one(run: dict[str, Any]) -> bool:
             stderr = process.stderr.strip().splitlines()
             errors = [line for line in stderr if line.startswith("error:")]
             print(f"    {(errors or stderr or ['exit code ' + str(process.returncode)])[-1]}", flush=True)
+        if status == "timeout":
+            _print_hung_stack(Path(folder))
         if status != "timeout" or STOP.is_set():
             break
     return process.returncode == 0
+
+
+def _print_hung_stack(run_dir: Path, most: int = 30) -> None:
+    """The stack of the kernel thread that was in a cell when the time limit passed (from the run's
+    stacks.txt), down to the cell's own frame: the demo's output (and CI's log) shows where it hung."""
+    from workbench.watchdog import STACKS_NAME, cell_thread
+
+    try:
+        block = cell_thread((run_dir / STACKS_NAME).read_text(encoding="utf-8"))
+    except OSError:
+        block = None
+    if block is None:
+        return
+    lines = block.splitlines()
+    cell = next((i for i, line in enumerate(lines) if "ipykernel_" in line), len(lines) - 1)
+    shown = lines[: min(cell + 1, most)]
+    print("\n".join(f"      {line.strip()}" for line in shown), flush=True)

@@ -54,6 +54,11 @@ def short_paths(text: str) -> str:
     return re.sub(r'"[^"]*?/(ipykernel_\d+/)', r'"\1', text)
 
 
+def cell_thread(stacks: str) -> str | None:
+    """The stack of the kernel thread that was running a cell, from a stacks.txt or a faulthandler dump."""
+    return next((block.strip() for block in stacks.split("\n\n") if _CELL_FILE.search(block)), None)
+
+
 def where(stacks: str) -> str | None:
     """Where the notebook was in a faulthandler dump: the cell line and the innermost frame of the thread
     running the cell (None when no thread was in a cell).
@@ -69,10 +74,9 @@ def where(stacks: str) -> str | None:
     >>> where(dump)
     'cell line 4, in _decode (workbench/video.py:801)'
     """
-    for block in stacks.split("\n\n"):
+    block = cell_thread(stacks)
+    if block is not None:
         cell = _CELL_FILE.search(block)
-        if cell is None:
-            continue
         innermost = next((f for f in _FRAME.finditer(block) if not f.group(1).startswith("<frozen")), None)
         text = f"cell line {cell.group(1)}"
         if innermost and innermost.start() < cell.start():
