@@ -179,7 +179,8 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
     status, error = "ok", None
     started = time.perf_counter()
     before = {(p.pid, p.create_time()) for p in descendants()}
-    watchdog = Watchdog(time_limit_s, run_dir, before) if time_limit_s else None
+    watchdog = (Watchdog(time_limit_s, run_dir, children=lambda: _new_children(before),
+                         kill=lambda pid: kill_tree(pid, include_root=True)) if time_limit_s else None)
     try:
         if STOP.is_set():
             raise InterruptedError(stop_reason())
@@ -206,16 +207,24 @@ def _run(nb_path: Path, values: dict[str, Any], params_file: str | None, cell_ti
     return RunResult(run_dir, status, error)
 
 
-def _kill_new_children(before: set[tuple[int, float]]) -> None:
-    """Kill what this run started (its kernel's leftovers) and not what the calling process had before."""
+def _new_children(before: set[tuple[int, float]]) -> list[Any]:
+    """This process's descendants that were not there `before` (pid, start time): what the run started."""
     import psutil
 
+    found = []
     for process in descendants():
         try:
             if (process.pid, process.create_time()) not in before:
-                kill_tree(process.pid, include_root=True)
+                found.append(process)
         except psutil.Error:
             pass
+    return found
+
+
+def _kill_new_children(before: set[tuple[int, float]]) -> None:
+    """Kill what this run started (its kernel's leftovers) and not what the calling process had before."""
+    for process in _new_children(before):
+        kill_tree(process.pid, include_root=True)
 
 
 def _remove_temp_folders() -> None:

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from workbench import paths
 
@@ -90,15 +90,18 @@ class Watchdog:
     """Ends a run at its time limit: `kernel_arguments()` go to the kernel's command line, `start()` when the
     kernel is about to start, `stop()` when the run ended; `fired` and `error` say whether it ended the run.
 
-    `before`: the (pid, start time) of this process's children before the run, which are not the run's.
+    `children()` lists the processes the run started (its kernel among them); `kill(pid)` kills one and all
+    below it.
     """
 
-    def __init__(self, limit_s: float, run_dir: Path, before: set[tuple[int, float]]):
+    def __init__(self, limit_s: float, run_dir: Path, children: Callable[[], list[Any]],
+                 kill: Callable[[int], Any]):
         if isinstance(limit_s, bool) or not isinstance(limit_s, (int, float)) or not limit_s > 0:
             raise ValueError(f"time limit must be a number of seconds > 0, got {limit_s!r}")
         self.limit_s = float(limit_s)
         self.run_dir = Path(run_dir)
-        self.before = before
+        self.children = children
+        self.kill = kill
         self.fired = False
         self.where: str | None = None
         handle, name = tempfile.mkstemp(prefix="workbench-stacks-", suffix=".txt")
@@ -135,13 +138,11 @@ class Watchdog:
                 f"stacks of its kernel: {STACKS_NAME} in the run folder)")
 
     def _fire(self) -> None:
-        from workbench.runner import kill_tree
-
         with self._lock:
             if self._stopped:
                 return
             self.fired = True
-        kernels = [p for p in self._new_children() if _is_kernel(p)]
+        kernels = [p for p in self.children() if _is_kernel(p)]
         for kernel in kernels:
             try:
                 os.kill(kernel.pid, signal.SIGUSR1)
@@ -155,20 +156,8 @@ class Watchdog:
         runner = _own_stacks()
         sections += ["## The runner (papermill's side)", runner.strip()]
         (self.run_dir / STACKS_NAME).write_text(short_paths("\n\n".join(sections)) + "\n", encoding="utf-8")
-        for process in self._new_children():
-            kill_tree(process.pid, include_root=True)
-
-    def _new_children(self) -> list[Any]:
-        from workbench.runner import descendants
-
-        found = []
-        for process in descendants():
-            try:
-                if (process.pid, process.create_time()) not in self.before:
-                    found.append(process)
-            except Exception:  # gone meanwhile
-                pass
-        return found
+        for process in self.children():
+            self.kill(process.pid)
 
     def _wait_for_dump(self, wait_s: float = 5.0) -> str:
         """The kernel's dump once it stops growing (a few ms; up to `wait_s`)."""
