@@ -20,7 +20,10 @@ the cache; `verify="off"` skips the strict decode and the comparison (trusted fi
 
 Where decord cannot give the right frames although the file is fine (90/270-degree display rotation,
 some narrow sizes such as 16x512, MPEG-TS and AVI where it seeks to the wrong frames), PyAV decodes
-them with the same contract (frames, exact timestamps, indices) and `Frames.notes` says so.
+them with the same contract (frames, exact timestamps, indices) and `Frames.notes` says so. So it does where
+decord does not return at all: each decord read runs in a thread of its own with a deadline (60 s plus 2 s a
+frame; decord has native loops and deadlocks on some files), and a read past it is given up, its thread left
+behind, and the file decoded by PyAV for the rest of the process.
 
 Memory grows with the number of frames asked for, never with the length of the video.
 
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import hashlib
+import threading
 import warnings
 
 import numpy as np
@@ -67,6 +71,13 @@ _Y8_FORMATS = frozenset({"yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", 
 _DECORD_CHECKED_KEPT = 64
 # FFmpeg decoding threads for this thread's reads (0: FFmpeg's own choice); see decoder_threads.
 _DECODER_THREADS: ContextVar[int] = ContextVar("workbench_decoder_threads", default=0)
+# A decord read still going after this long (plus the per-frame allowance) counts as hung: decord has native
+# loops and deadlocks that never return on some files (dmlc/decord issues 154, 269, 373, 375). Its thread is left
+# behind (decord's calls release the GIL, so the caller goes on), the file is decoded by PyAV with a note, and
+# decord is not asked again for that file in this process. A read of 16 frames of 1280x720 takes 0.1 s here.
+_DECORD_DEADLINE_S = 60.0
+_DECORD_DEADLINE_PER_FRAME_S = 2.0
+_DECORD_HUNG: dict[str, float] = {}  # resolved path -> the deadline decord did not meet on it
 # Frames per decord get_batch call; the copy out of each chunk is what the peak adds beyond the result.
 _DECODE_CHUNK = 8
 # Packets to feed the decoder while looking for a first frame to read the rotation from.
@@ -778,13 +789,49 @@ def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int
     The start times are the packet index's (`_start_times`), as for frames PyAV decodes, not decord's own.
     """
     decord = import_decord()
+    threads = _DECODER_THREADS.get()  # the calling thread's setting; the read runs in a thread of its own
+    deadline_s = _DECORD_DEADLINE_S + _DECORD_DEADLINE_PER_FRAME_S * len(indices)
+    frames = _within(deadline_s, path, lambda: _decord_read(decord, path, index, indices, size, threads))
+    return frames, _start_times(index, indices)
 
+
+def _within(deadline_s: float, path: Path, read) -> np.ndarray:
+    """`read()` in a daemon thread, given up on after `deadline_s` (_DECORD_DEADLINE_S): a hung read's thread
+    is left in decord's native code and `_DecordFailed` sends the caller to PyAV."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["frames"] = read()
+        except BaseException as err:  # raised in the caller's thread below
+            outcome["error"] = err
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="workbench-decord-read", daemon=True).start()
+    if not done.wait(deadline_s):
+        _DECORD_HUNG[str(path.resolve())] = deadline_s
+        raise _DecordFailed(_hung(deadline_s))
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["frames"]
+
+
+def _hung(deadline_s: float) -> str:
+    return (f"decord did not return within {deadline_s:g} s (a hang in its native code, known for some files); "
+            f"it is not asked again for this file in this process")
+
+
+def _decord_read(decord, path: Path, index: _StreamIndex, indices: list[int], size: tuple[int, int],
+                 threads: int) -> np.ndarray:
+    """decord's frames (T, H, W, 3) uint8 for `indices` at `size`, checked for shape and type."""
     info = index.info
     resize = size != (info.width, info.height)
     try:
         reader = decord.VideoReader(
             str(path), ctx=decord.cpu(0), width=size[0] if resize else -1, height=size[1] if resize else -1,
-            num_threads=_DECODER_THREADS.get(),
+            num_threads=threads,
         )
         if len(reader) != info.n_frames:
             raise _DecordFailed(f"decord sees {len(reader)} frames but the stream holds {info.n_frames}")
@@ -807,7 +854,7 @@ def _decode(path: Path, index: _StreamIndex, indices: list[int], size: tuple[int
                 frames[start : start + len(chunk)] = chunk
     except (decord.DECORDError, RuntimeError) as err:
         raise _DecordFailed(f"decord failed ({_short(err)})") from err
-    return frames, _start_times(index, indices)
+    return frames
 
 
 def _as_numpy(batch) -> np.ndarray:
@@ -975,6 +1022,8 @@ def _frames_of(
     stored_size = size == (info.width, info.height)
     if reason is None and stored_size and known.decord_state == "differs":
         reason = _differs(known.decord_pixels["frame"])
+    if reason is None and str(path.resolve()) in _DECORD_HUNG:
+        reason = _hung(_DECORD_HUNG[str(path.resolve())])
     if reason is None:
         references, read = None, None
         if verify != "off":
