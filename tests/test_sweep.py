@@ -73,6 +73,9 @@ def test_isolation_statuses_aggregate_and_index(tmp_path):
     assert {v: r["status"] for v, r in records.items()} == {
         2: "ok", 3: "failed", 4: "oom", 5: "killed", 6: "timeout"}
     assert "asked to fail" in records[3]["error"]
+    # the timeout ended in its own run process, which saved its kernel's stacks before killing it
+    assert records[6]["error"].startswith("the run passed its time limit of 40 s and was stopped; it was at cell")
+    assert "Current thread" in (sweep_dir / records[6]["run_dir"] / "stacks.txt").read_text()
     for record in records.values():  # every run folder is sealed with the status the sweep recorded
         manifest = json.loads((sweep_dir / record["run_dir"] / "manifest.json").read_text())
         assert manifest["status"] == record["status"]

@@ -9,7 +9,7 @@ A sweep file (YAML, in params/) names a notebook, base parameters, and a `grid` 
     base_file: params/02_memory_probe.smoke.yaml   # optional: base parameters from a params file
     grid: {quantizations: [[none], [8bit]], attn_implementations: [[eager], [sdpa]]}
     zip: {frame_counts: [[4], [8]], frame_sizes: [["280x280"], ["140x140"]]}
-    timeout_s: 900               # per run (wall clock); the run is killed and recorded as timeout
+    timeout_s: 900               # per run (wall clock): the kernel's stacks saved (stacks.txt), the run killed, timeout
     workers: 2                   # local executor on CPU (a GPU machine runs one at a time)
     gpus_per_run: 0              # Ray: the GPU request of each task
 
@@ -214,6 +214,11 @@ def new_attempt_dir(sweep_dir: Path, key: str) -> tuple[int, Path]:
             attempt += 1
 
 
+# Seconds past a run's time limit its process gets to stop its kernel, save the stacks and seal its folder
+# before the sweep kills it.
+_SEAL_GRACE_S = 60.0
+
+
 def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None) -> dict[str, Any] | None:
     """Run one sweep run in a fresh `python -m workbench.sweep _worker` process and write its record.
 
@@ -229,7 +234,8 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
     sweep_dir = Path(sweep_dir)
     attempt, run_dir = new_attempt_dir(sweep_dir, run.key)
     # the parameters go through stdin, not argv: a prompt holding a token is not shown to `ps`
-    payload = json.dumps({"notebook": run.notebook, "parameters": run.parameters, "run_dir": str(run_dir)})
+    payload = json.dumps({"notebook": run.notebook, "parameters": run.parameters, "run_dir": str(run_dir),
+                          "time_limit_s": timeout_s})
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "workbench.sweep", "_worker"], stdin=subprocess.PIPE,
                                cwd=str(paths.REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -238,7 +244,10 @@ def execute(run: RunSpec, sweep_dir: str | Path, timeout_s: float | None = None)
     if STOP.is_set():  # the signal came while this run was being started
         kill_tree(process.pid, include_root=True)
     try:
-        output, _ = process.communicate(payload.encode(), timeout=timeout_s)
+        # the run process stops its own kernel at the limit, saving its stacks (workbench.watchdog); this kill
+        # is for a run process that cannot
+        output, _ = process.communicate(payload.encode(),
+                                        timeout=None if timeout_s is None else timeout_s + _SEAL_GRACE_S)
     except subprocess.TimeoutExpired:
         kill_tree(process.pid, include_root=True)  # the worker, its kernel (own session) and the kernel's probes
         output, _ = process.communicate()
@@ -276,7 +285,8 @@ def _worker(payload: str) -> int:
     from workbench.runner import run_notebook
 
     args = json.loads(payload)
-    result = run_notebook(args["notebook"], overrides=args["parameters"], run_dir=Path(args["run_dir"]))
+    result = run_notebook(args["notebook"], overrides=args["parameters"], run_dir=Path(args["run_dir"]),
+                          time_limit_s=args.get("time_limit_s"))
     return 130 if result.status == INTERRUPTED else 0 if result.ok else 1
 
 
