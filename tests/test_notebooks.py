@@ -96,6 +96,11 @@ def test_attention_smoke_run():
     assert len(heads) == 2 * 4  # tiny twin: 2 layers x 4 heads, heads kept
     for figure in ("frame_strip.png", "word_timeline.png", "layer_frame_heatmap.png"):
         assert (result.dir / "figures" / figure).stat().st_size > 5000
+    # headless, the explorer's widgets are never built: its cell shows where to use it, and no widget comm
+    # was opened (such a cell can leave papermill's client waiting forever)
+    executed = (result.dir / "notebook.ipynb").read_text()
+    assert "Choosing word, layer and head: open this notebook in JupyterLab" in executed
+    assert "widget-view+json" not in executed and "widget-state" not in executed
 
 
 def test_attention_qformer_run():

@@ -105,3 +105,27 @@ def test_sweep_index_shows_values_as_written_weights_and_results(tmp_path):
                      "<td>3 MiB</td>", 'href="runs/k1-a1/notebook.html"', "params/sweeps/s.yaml", "torch 2.14.1"):
         assert fragment in html, fragment
     assert str(REPO_ROOT) not in html
+
+
+def test_interactive_builds_its_widget_only_where_someone_can_use_it(monkeypatch):
+    """Headless, the widget is never built (a cell opening widget comms can leave papermill waiting forever);
+    live, it is built with the arguments given and shown with the note as its plain text."""
+    built = []
+
+    class Widget:
+        def _repr_mimebundle_(self, **kwargs):
+            return {"application/vnd.jupyter.widget-view+json": {"model_id": "m1"}}
+
+    def build(*args, **kwargs):
+        built.append((args, kwargs))
+        return Widget()
+
+    monkeypatch.setitem(page._ACTIVE, "headless", True)
+    shown = page.interactive("Choosing a word", build, "maps", head=2)._repr_mimebundle_()
+    assert built == [] and shown["text/html"] == ("<p><i>Choosing a word: open this notebook in JupyterLab "
+                                                  "(make lab) and run it to use the controls.</i></p>")
+    monkeypatch.setitem(page._ACTIVE, "headless", False)
+    live = page.interactive("Choosing a word", build, "maps", head=2)._repr_mimebundle_()
+    assert built == [(("maps",), {"head": 2})]
+    assert live["application/vnd.jupyter.widget-view+json"] == {"model_id": "m1"}
+    assert live["text/plain"].startswith("Choosing a word: open this notebook in JupyterLab")

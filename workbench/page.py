@@ -12,7 +12,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 WARNINGS_LOG = "warnings.log"  # JSON lines in the run folder: one per kind of warning, with its count
 _ROOT = Path(__file__).resolve().parent.parent
@@ -235,18 +235,17 @@ def headless() -> bool:
 
 
 class Interactive:
-    """A widget in a live JupyterLab session; in a headless run's page, a line saying where to use it (a widget
-    without a live kernel renders as an empty output)."""
+    """A widget in a live JupyterLab session; in a headless run's page, a line saying where to use it."""
 
     def __init__(self, widget: Any, what: str) -> None:
-        self.widget = widget
+        self.widget = widget  # None in a headless run: it was never built
         self.what = what
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         import html
 
         note = f"{self.what}: open this notebook in JupyterLab (make lab) and run it to use the controls."
-        if headless():
+        if self.widget is None:
             return {"text/plain": note, "text/html": f"<p><i>{html.escape(note)}</i></p>"}
         bundle = getattr(self.widget, "_repr_mimebundle_", None)
         data = dict(bundle(**kwargs) or {}) if bundle else {}
@@ -254,9 +253,16 @@ class Interactive:
         return data
 
 
-def interactive(widget: Any, what: str) -> Interactive:
-    """`widget` for the last line of a notebook cell: live in JupyterLab, a readable note in a shared page."""
-    return Interactive(widget, what)
+def interactive(what: str, build: Callable[..., Any], *args: Any, **kwargs: Any) -> Interactive:
+    """`build(*args, **kwargs)`'s widget for the last line of a notebook cell: live in JupyterLab, a line saying
+    where to use it in a shared page.
+
+    In a headless run the widget is not built at all: nobody can use it there, and a cell that opens widget
+    comms (an Output widget above all) sometimes leaves papermill's client waiting forever for a reply the
+    kernel already sent (nbclient issue 312; 6 of 32 runs of a widget notebook here, two at a time per core,
+    against 0 of 32 without widgets).
+    """
+    return Interactive(None if headless() else build(*args, **kwargs), what)
 
 
 def _write_params_file(run: Any) -> None:
