@@ -1022,8 +1022,9 @@ def _frames_of(
     stored_size = size == (info.width, info.height)
     if reason is None and stored_size and known.decord_state == "differs":
         reason = _differs(known.decord_pixels["frame"])
-    if reason is None and str(path.resolve()) in _DECORD_HUNG:
-        reason = _hung(_DECORD_HUNG[str(path.resolve())])
+    if reason is None and _DECORD_HUNG:  # (resolving the path only once decord has hung on some file)
+        hung_s = _DECORD_HUNG.get(str(path.resolve()))
+        reason = _hung(hung_s) if hung_s is not None else None
     if reason is None:
         references, read = None, None
         if verify != "off":

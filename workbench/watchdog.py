@@ -90,14 +90,12 @@ class Watchdog:
     """Ends a run at its time limit: `kernel_arguments()` go to the kernel's command line, `start()` when the
     kernel is about to start, `stop()` when the run ended; `fired` and `error` say whether it ended the run.
 
-    `children()` lists the processes the run started (its kernel among them); `kill(pid)` kills one and all
-    below it.
+    `limit_s` (> 0, checked by the runner before the run folder is made); `children()` lists the processes the
+    run started (its kernel among them); `kill(pid)` kills one and all below it.
     """
 
     def __init__(self, limit_s: float, run_dir: Path, children: Callable[[], list[Any]],
                  kill: Callable[[int], Any]):
-        if isinstance(limit_s, bool) or not isinstance(limit_s, (int, float)) or not limit_s > 0:
-            raise ValueError(f"time limit must be a number of seconds > 0, got {limit_s!r}")
         self.limit_s = float(limit_s)
         self.run_dir = Path(run_dir)
         self.children = children
